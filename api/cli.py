@@ -1,0 +1,98 @@
+"""The `auxnas` command line. Heavy imports (torch, Ray, the DB) happen inside the commands.
+
+Each area registers its commands from its own module (`api/cli_<area>.py`, `register(app)`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+from click.core import ParameterSource
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain "Error: ..." lines for usage mistakes
+    help="auxnas: search auxiliary modules for multi-task networks.",
+)
+
+DEFAULT_TASKS = ["segmentation", "depth", "normal"]
+# modules that add commands to `app`; each defines `register(app)`
+COMMAND_MODULES = ("api.cli_evaluate", "api.cli_search", "api.cli_service", "api.cli_retrain")
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """One clear line on stderr and a non-zero exit: how every user mistake ends."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@app.command(context_settings={"allow_extra_args": True})
+def space(
+    ctx: typer.Context,
+    tasks: list[str] = typer.Option(
+        DEFAULT_TASKS, "--tasks", help="Task names in order: `--tasks a b`, `--tasks a,b` or repeated."
+    ),
+    inputs: int = typer.Option(3, "--inputs", help="P: number of encoder feature maps the modules read."),
+    basic: bool = typer.Option(False, "--basic", help="Print the `basic` genotype JSON instead."),
+) -> None:
+    """Print the search space (ops, aggregators, token layout, number of genotypes) as JSON."""
+    from search_space import SearchSpace, SpaceError, basic_genotype
+
+    if ctx.args and ctx.get_parameter_source("tasks") != ParameterSource.COMMANDLINE:
+        fail(f"unexpected argument {ctx.args[0]!r}")
+    tasks = _split_tasks([*tasks, *ctx.args])
+    try:
+        sp = SearchSpace(num_inputs=inputs, tasks=tuple(tasks))
+    except SpaceError as e:
+        fail(f"--{str(e).replace('num_inputs', 'inputs')}")
+    doc = basic_genotype(sp).to_json() if basic else sp.describe()
+    typer.echo(json.dumps(doc, indent=2))
+
+
+def _split_tasks(tasks: list[str]) -> list[str]:
+    """Accept `--tasks a b`, `--tasks a --tasks b` and `--tasks a,b`."""
+    return [t for item in tasks for t in item.split(",") if t]
+
+
+@app.command()
+def validate(file: Path = typer.Argument(..., help="Genotype JSON file.")) -> None:
+    """Check a genotype JSON file: a one-line summary, or one line naming the problem (exit 2)."""
+    from search_space import GenotypeError, load_genotype_file
+
+    try:
+        genotype, doc = load_genotype_file(file)
+    except GenotypeError as e:
+        fail(f"{file}: {e}" if not str(e).startswith(str(file)) else str(e))
+    reward = f", reward {doc['reward']:.4f}" if isinstance(doc.get("reward"), (int, float)) else ""
+    typer.echo(f"ok: {file}: {genotype.summary()}{reward}")
+
+
+def _register_commands() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:  # that area is not built (yet)
+                continue
+            raise
+        module.register(app)
+
+
+def main() -> None:
+    _register_commands()
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""What one evaluation returns: plain data, picklable, JSON-friendly (crosses Ray and the DB)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class EvalResult:
+    ok: bool
+    reward: float | None = None
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    main_params: int = 0
+    aux_params: int = 0
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    steps: int = 0
+    device: str = "cpu"
+    early_stopped: bool = False
+    # on failure: {"type": "OutOfMemory" | "NaNLoss" | <exception class>, "message": "..."}
+    error: dict[str, str] | None = None
+
+    @property
+    def seconds(self) -> float:
+        return self.train_seconds + self.eval_seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EvalResult:
+        return cls(**d)
+
+    @classmethod
+    def failure(cls, kind: str, message: str, **kw: Any) -> EvalResult:
+        return cls(ok=False, error={"type": kind, "message": message}, **kw)
