@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import NoReturn
 
 import typer
-from click.core import ParameterSource
 
 app = typer.Typer(
     add_completion=False,
@@ -45,7 +44,7 @@ def space(
     """Print the search space (ops, aggregators, token layout, number of genotypes) as JSON."""
     from search_space import SearchSpace, SpaceError, basic_genotype
 
-    if ctx.args and ctx.get_parameter_source("tasks") != ParameterSource.COMMANDLINE:
+    if ctx.args and ctx.get_parameter_source("tasks").name != "COMMANDLINE":
         fail(f"unexpected argument {ctx.args[0]!r}")
     tasks = _split_tasks([*tasks, *ctx.args])
     try:

@@ -93,14 +93,11 @@ def _to_finer(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     if a.shape[-2:] == b.shape[-2:]:
         return a, b
     size = a.shape[-2:] if a.shape[-2] * a.shape[-1] >= b.shape[-2] * b.shape[-1] else b.shape[-2:]
-    resize = lambda t: (
-        t
-        if t.shape[-2:] == size
-        else F.interpolate(  # noqa: E731
-            t, size=size, mode="bilinear", align_corners=False
-        )
-    )
-    return resize(a), resize(b)
+    return _resize(a, size), _resize(b, size)
+
+
+def _resize(t: torch.Tensor, size) -> torch.Tensor:
+    return t if t.shape[-2:] == size else F.interpolate(t, size=size, mode="bilinear", align_corners=False)
 
 
 class SumAggregator(nn.Module):
