@@ -1,0 +1,163 @@
+"""PNG plots of a finished (or running) search, drawn from its trial records.
+
+`reward`: each trial's reward with the best-so-far line and the Joint / basic baselines.
+`ops`: how often each adaptor op and aggregator is sampled as the search goes on (paper Fig. 4).
+`genotype`: the best genotype's cells per task.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from controller.storage import TrialRecord  # noqa: E402
+from search_space import ADAPTOR_OPS, AGGREGATORS, Genotype  # noqa: E402
+
+PLOT_NAMES = ("reward", "ops", "genotype")
+
+
+class PlotError(ValueError):
+    """The search has nothing to draw for this plot yet."""
+
+
+def render(name: str, trials: Sequence[TrialRecord], title: str = "") -> bytes:
+    if name not in PLOT_NAMES:
+        raise PlotError(f"unknown plot {name!r} (one of {list(PLOT_NAMES)})")
+    fig = {"reward": _reward, "ops": _ops, "genotype": _genotype}[name](list(trials), title)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _candidates(trials: list[TrialRecord]) -> list[TrialRecord]:
+    return sorted((t for t in trials if t.kind == "candidate"), key=lambda t: t.index)
+
+
+def _reward(trials: list[TrialRecord], title: str):
+    cands = _candidates(trials)
+    if not cands:
+        raise PlotError("no candidate trials yet")
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    xs = list(range(1, len(cands) + 1))
+    ok = [(x, t.reward) for x, t in zip(xs, cands, strict=True) if t.status == "succeeded"]
+    cached = [(x, t.reward) for x, t in zip(xs, cands, strict=True) if t.status == "cached"]
+    failed = [x for x, t in zip(xs, cands, strict=True) if t.status == "failed"]
+    if ok:
+        ax.scatter(*zip(*ok, strict=True), s=14, color="tab:blue", label="evaluated")
+    if cached:
+        ax.scatter(*zip(*cached, strict=True), s=14, facecolors="none", edgecolors="tab:blue", label="cached")
+    best, line = None, []
+    for t in cands:
+        if t.status != "failed" and t.reward is not None:
+            best = t.reward if best is None else max(best, t.reward)
+        line.append(best)
+    ax.step(xs, line, where="post", color="tab:red", label="best so far")
+    lo = min((r for _, r in ok + cached), default=0.0)
+    for kind, color in (("joint", "black"), ("basic", "tab:green")):
+        base = next((t for t in trials if t.kind == kind and t.reward is not None), None)
+        if base is not None:
+            ax.axhline(base.reward, color=color, ls="--", lw=1, label=f"{kind} {base.reward:.4f}")
+            lo = min(lo, base.reward)
+    if failed:
+        ax.scatter(failed, [lo] * len(failed), marker="x", color="gray", label="failed")
+    ax.set_xlabel("candidate")
+    ax.set_ylabel("reward (geometric mean on meta-val)")
+    ax.set_title(title or "reward per trial")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def _ops(trials: list[TrialRecord], title: str):
+    cands = [t for t in _candidates(trials) if t.genotype is not None]
+    if not cands:
+        raise PlotError("no candidate trials yet")
+    bins = max(1, min(10, len(cands) // 4))
+    size = -(-len(cands) // bins)
+    groups = [cands[i : i + size] for i in range(0, len(cands), size)]
+    xs = [g[-1].index for g in groups]
+    fig, (ax_op, ax_agg) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for names, ax, field, single in (
+        (ADAPTOR_OPS, ax_op, "adaptors", False),
+        (AGGREGATORS, ax_agg, "aggregator", True),
+    ):
+        for name in names:
+            shares = []
+            for g in groups:
+                picks = [
+                    v for t in g for c in t.genotype["cells"] for v in ([c[field]] if single else c[field])
+                ]
+                shares.append(picks.count(name) / len(picks))
+            ax.plot(xs, shares, marker="o", ms=3, label=name)
+        ax.set_xlabel("trial index (end of window)")
+        ax.set_ylabel("share of sampled choices")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    ax_op.set_title("adaptor ops")
+    ax_agg.set_title("aggregators")
+    fig.suptitle(title or "sampled operators over the search")
+    return fig
+
+
+def _genotype(trials: list[TrialRecord], title: str):
+    scored = [t for t in trials if t.genotype is not None and t.reward is not None and t.status != "failed"]
+    if not scored:
+        raise PlotError("no scored genotype yet")
+    best = max(scored, key=lambda t: t.reward)
+    return draw_genotype(
+        Genotype.from_json(best.genotype), title or f"best genotype (reward {best.reward:.4f})"
+    )
+
+
+def draw_genotype(genotype: Genotype, title: str = ""):
+    """A grid of cells (rows: tasks, columns: p); each box lists its two branches and aggregator.
+
+    Arrows show cell-to-cell inputs; feature inputs are named inside the box.
+    """
+    space = genotype.space
+    P, T = space.num_inputs, space.num_tasks
+    fig, ax = plt.subplots(figsize=(3.3 * P + 1.5, 1.7 * T + 0.8))
+    pos = {f"{space.tasks[t]}:{p}": (3.3 * p, -1.7 * t) for p in range(P) for t in range(T)}
+    for cell in genotype.cells:
+        x, y = pos[f"{cell.task}:{cell.index}"]
+        lines = [f"{cell.task}:{cell.index}"]
+        lines += [f"{ref} > {op}" for ref, op in zip(cell.inputs, cell.adaptors, strict=True)]
+        lines.append(f"{cell.aggregator}")
+        ax.text(
+            x,
+            y,
+            "\n".join(lines),
+            ha="center",
+            va="center",
+            fontsize=7.5,
+            family="monospace",
+            bbox={"boxstyle": "round", "fc": "#f5e6cc", "ec": "black"},
+        )
+        for ref in set(cell.inputs):
+            if not ref.startswith("feature:"):
+                sx, sy = pos[ref]
+                ax.annotate(
+                    "",
+                    xy=(x - 1.2, y),
+                    xytext=(sx + 1.2, sy),
+                    arrowprops={
+                        "arrowstyle": "->",
+                        "color": "tab:blue",
+                        "alpha": 0.6,
+                        "connectionstyle": "arc3,rad=0.15",
+                    },
+                )
+    for t, task in enumerate(space.tasks):
+        ax.text(3.3 * (P - 1) + 1.5, -1.7 * t, f"-> aux head ({task})", fontsize=8, va="center")
+    ax.set_xlim(-1.6, 3.3 * (P - 1) + 3.2)
+    ax.set_ylim(-1.7 * (T - 1) - 0.9, 0.9)
+    ax.axis("off")
+    ax.set_title(title or "genotype")
+    return fig
