@@ -21,6 +21,12 @@ class SearchSection(_Section):
     failure_reward: float = Field(0.0, description="reward fed to the controller for a failed trial")
     early_stop: bool = Field(True, description="stop candidates clearly below the best so far")
     early_stop_ratio: float = Field(0.7, gt=0.0, le=1.0, description="stop below ratio * best reward")
+    max_idle_iterations: int = Field(
+        20,
+        ge=1,
+        description="controller iterations in a row that propose only already-evaluated genotypes "
+        "before the search ends early (converged controller or exhausted space)",
+    )
 
 
 class ControllerSection(_Section):

@@ -27,9 +27,13 @@ class DataConfig(_Section):
     num_images: int = Field(600, ge=8, description="synthetic: training images (the test split is extra)")
     num_test_images: int = Field(200, ge=4, description="synthetic: test images")
     resolution: int = Field(64, ge=16, le=1024, description="synthetic: image side in pixels")
-    crop_size: list[int] | None = Field(None, description="[H, W] random crop for training (nyuv2)")
+    crop_size: list[int] | None = Field(None, description="[H, W] random training crop (any dataset); scoring uses whole images")
     meta_val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     split_seed: int = 0
+    seed: int = Field(0, description="synthetic: generator seed (the same images for every trial seed)")
+    difficulty: Literal["normal", "hard"] = Field(
+        "normal", description="synthetic: 'hard' has more objects, class-free colours, darker noisier images"
+    )
 
     @field_validator("name")
     @classmethod
@@ -38,12 +42,22 @@ class DataConfig(_Section):
             return v
         raise ValueError("must be 'synthetic', 'nyuv2' or 'python:package.module:callable'")
 
+    @field_validator("crop_size")
+    @classmethod
+    def _crop_pair(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (len(v) != 2 or min(v) < 8):
+            raise ValueError("must be [height, width], each at least 8")
+        return v
+
 
 class ModelConfig(_Section):
     encoder: Literal["tiny", "mobilenetv2", "resnet50"] = "tiny"
     width_mult: float = Field(1.0, gt=0.0, le=4.0)
     pretrained: str | None = Field(None, description="local path of encoder weights (state_dict)")
     decoder: Literal["baseline"] = "baseline"
+    output_stride: Literal[8, 16, 32] = Field(
+        8, description="encoder stride of the deepest feature map; later stages dilate instead"
+    )
     num_aux_inputs: int = Field(3, ge=1, le=8, description="P: encoder feature maps the aux modules read")
     aux_channels: int = Field(64, ge=4, le=1024, description="C: channels inside the aux modules")
 
@@ -59,6 +73,12 @@ class TrainConfig(_Section):
     amp: bool = Field(True, description="mixed precision when on a GPU")
     early_stop_fraction: float = Field(0.5, gt=0.0, lt=1.0, description="share of steps before the check")
     eval_batch_size: int = Field(64, ge=1)
+    ema_decay: float = Field(
+        0.0, ge=0.0, lt=1.0, description="score an exponential moving average of the main weights (0 = off)"
+    )
+    bn_recalibration: int = Field(
+        0, ge=0, description="training batches that re-estimate BatchNorm statistics before scoring (0 = off)"
+    )
 
 
 class ResourcesConfig(_Section):

@@ -1,0 +1,73 @@
+"""The FastAPI application: `create_app()` (also a uvicorn factory: `uvicorn --factory api.app:create_app`).
+
+Settings come from the environment unless given: `AUXNAS_DATABASE_URL` (default
+`sqlite:///auxnas.db`) and `AUXNAS_API_TOKEN` (unset: no auth). Migrations are applied on start.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from api import errors
+from api.auth import require_token
+from api.routers import health, searches, space
+from db.engine import make_engine
+from db.migrate import migrate
+from db.storage import SqlStorage
+
+DESCRIPTION = (
+    "Search auxiliary modules for multi-task networks (Liu et al., 2019). `POST /searches` with a "
+    "search config (the schema of the YAML presets) queues a search; a worker runs it; "
+    "`GET /searches/{id}` shows progress and `GET /searches/{id}/best` returns the genotype JSON. "
+    "With AUXNAS_API_TOKEN set on the server, send `Authorization: Bearer <token>` "
+    "(everything but /healthz)."
+)
+
+
+def create_app(
+    database_url: str | None = None, api_token: str | None = None, *, apply_migrations: bool = True
+) -> FastAPI:
+    token = api_token if api_token is not None else os.environ.get("AUXNAS_API_TOKEN") or None
+    engine = make_engine(database_url)
+    if apply_migrations:
+        migrate(engine=engine)
+
+    # our own /openapi.json and /docs, so that they sit behind the token like everything else
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="auxnas",
+        version="1",
+        description=DESCRIPTION,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.storage = SqlStorage(engine)
+    app.state.api_token = token
+    errors.install(app)
+
+    protected = [Depends(require_token)]
+    app.include_router(health.router)
+    app.include_router(space.router, dependencies=protected)
+    app.include_router(searches.router, dependencies=protected)
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=protected)
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=protected)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="auxnas API")
+
+    return app

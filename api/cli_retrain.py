@@ -1,0 +1,101 @@
+"""`auxnas retrain`: the paper's final training of a searched genotype against Joint and basic."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from api.cli import fail
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def retrain(
+        genotype_file: Path = typer.Argument(..., metavar="GENOTYPE.json", help="Exported genotype JSON."),
+        config_file: Path = typer.Argument(..., metavar="CONFIG.yaml", help="Preset (its data/model/train)."),
+        seeds: int = typer.Option(3, "--seeds", min=1, max=20, help="Seeds 0..N-1 for every model."),
+        single_task: bool = typer.Option(False, "--single-task", help="Also train single-task baselines."),
+        output_dir: Path = typer.Option(
+            Path("retrain"), "--output-dir", "-o", help="Where JSON and Markdown go."
+        ),
+        steps: int | None = typer.Option(
+            None, "--steps", min=1, help="Override train.steps (full schedule)."
+        ),
+    ) -> None:
+        """Train Joint, basic and GENOTYPE on the whole training split and score them on the test split."""
+        from controller.config import load_search_config
+        from evaluator.config import ConfigError
+        from search_space import GenotypeError, load_genotype_file
+
+        try:
+            config = load_search_config(config_file)
+        except ConfigError as e:
+            fail(str(e))
+        try:
+            genotype, _ = load_genotype_file(genotype_file)
+        except GenotypeError as e:
+            fail(str(e) if str(e).startswith(str(genotype_file)) else f"{genotype_file}: {e}")
+        eval_config = config.eval_config()
+        if steps is not None:
+            eval_config.train.steps = steps
+
+        from evaluator.evaluate import check_genotype
+        from evaluator.retrain import retrain as run_retrain
+
+        try:
+            check_genotype(eval_config, genotype)
+        except ValueError as e:
+            fail(f"{genotype_file}: {e}")
+        try:
+            output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            fail(f"--output-dir: cannot create {output_dir} ({e.strerror})")
+
+        def progress(name: str, seed: int, result) -> None:
+            status = f"reward {result.reward:.4f}" if result.ok else f"failed: {result.error['message']}"
+            typer.echo(f"  {name:<20} seed {seed}: {status} ({result.seconds:.1f} s)", err=True)
+
+        typer.echo(f"retraining on {config_file} with seeds 0..{seeds - 1} ...", err=True)
+        report = run_retrain(
+            eval_config,
+            {"searched": genotype},
+            list(range(seeds)),
+            single_task=single_task,
+            on_result=progress,
+        )
+        report.config_name = config.name
+        doc = report.to_dict()
+        doc["genotype_file"] = str(genotype_file)
+        (output_dir / "retrain.json").write_text(json.dumps(doc, indent=2))
+        (output_dir / "retrain.md").write_text(report.to_markdown())
+        _print_table(doc)
+        typer.echo(f"wrote {output_dir / 'retrain.json'} and {output_dir / 'retrain.md'}")
+
+
+def _print_table(doc: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"retrain {doc['config']} (test split, seeds {doc['seeds']})")
+    table.add_column("model")
+    table.add_column("reward")
+    for t in doc["tasks"]:
+        table.add_column(t)
+    table.add_column("params train / inference")
+    for row in doc["rows"]:
+        if "reward" not in row:
+            table.add_row(row["name"], "failed", *([""] * len(doc["tasks"])), "")
+            continue
+        per_task = []
+        for t in doc["tasks"]:
+            m = row["metrics"].get(t)
+            per_task.append(
+                "\n".join(f"{k} {v['mean']:.3f}±{v['std']:.3f}" for k, v in list(m.items())[:3]) if m else ""
+            )
+        reward = f"{row['reward']['mean']:.4f} ± {row['reward']['std']:.4f}"
+        table.add_row(
+            row["name"], reward, *per_task, f"{row['train_params']:,} / {row['inference_params']:,}"
+        )
+    Console().print(table)

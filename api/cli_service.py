@@ -1,0 +1,390 @@
+"""`auxnas serve`, `auxnas worker`, `auxnas status [ID]`, `auxnas export ID -o FILE`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from api.cli import fail
+
+DB_OPTION = typer.Option(
+    None,
+    "--database-url",
+    envvar="AUXNAS_DATABASE_URL",
+    help="SQLAlchemy URL of the database [env AUXNAS_DATABASE_URL; default sqlite:///auxnas.db].",
+    show_default=False,
+)
+
+
+class Shutdown(BaseException):
+    """SIGTERM: stop now (a running search is handed back for the next worker)."""
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command()(worker)
+    app.command()(status)
+    app.command()(export)
+
+
+def _storage(database_url: str | None):  # noqa: ANN202
+    from db.engine import DatabaseError
+    from db.migrate import migrate
+    from db.storage import SqlStorage
+
+    try:
+        storage = SqlStorage(database_url, owner=None)
+        migrate(engine=storage.engine)
+    except DatabaseError as e:
+        fail(str(e))
+    return storage
+
+
+def _logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+# --- serve ---------------------------------------------------------------------------------
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0: all)."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
+    no_worker: bool = typer.Option(False, "--no-worker", help="Run the API only; workers run elsewhere."),
+    database_url: str | None = DB_OPTION,
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+) -> None:
+    """Run the REST API, and one embedded worker process unless --no-worker."""
+    import uvicorn
+
+    from api.app import create_app
+    from db.engine import DatabaseError
+    from db.engine import database_url as resolve_url
+
+    url = resolve_url(database_url)
+    _check_port_free(host, port)
+    try:
+        app = create_app(url)
+    except DatabaseError as e:
+        fail(str(e))
+    embedded = None if no_worker else EmbeddedWorker(url)
+    if embedded:
+        embedded.start()
+    typer.echo(
+        f"auxnas API on http://{host}:{port} (database {_safe(url)}; "
+        f"{'no worker' if no_worker else 'one embedded worker'}; "
+        f"auth {'on' if app.state.api_token else 'off'})",
+        err=True,
+    )
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level)
+    finally:
+        if embedded:
+            embedded.stop()
+
+
+def _check_port_free(host: str, port: int) -> None:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        fail(f"--host: cannot resolve {host!r} ({e.strerror})")
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as e:
+            fail(f"--port: cannot listen on {host}:{port} ({e.strerror})")
+
+
+def _safe(url: str) -> str:
+    from db.migrate import safe_url
+
+    return safe_url(url)
+
+
+class EmbeddedWorker:
+    """`auxnas worker` as a child process of `serve` (its own Ray driver, its own GIL: training
+    never slows the API down); restarted if it dies, stopped with the server."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.proc: subprocess.Popen | None = None
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._supervise, name="embedded-worker", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _spawn(self) -> subprocess.Popen:
+        env = {**os.environ, "AUXNAS_DATABASE_URL": self.url}
+        return subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], env=env)
+
+    def _supervise(self) -> None:
+        while not self.stopping.is_set():
+            self.proc = self._spawn()
+            code = self.proc.wait()
+            if self.stopping.is_set():
+                return
+            typer.echo(f"embedded worker exited with code {code}; restarting in 5 s", err=True)
+            self.stopping.wait(5)
+
+    def stop(self, timeout: float = 30) -> None:
+        self.stopping.set()
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# --- worker --------------------------------------------------------------------------------
+
+
+def worker(
+    database_url: str | None = DB_OPTION,
+    data_dir: Path = typer.Option(
+        None,
+        "--data-dir",
+        envvar="AUXNAS_DATA_DIR",
+        help="Where controller checkpoints go [env AUXNAS_DATA_DIR; default ./runs].",
+        show_default=False,
+    ),
+    lease: float = typer.Option(30.0, "--lease", min=2.0, help="Seconds a claim lasts without a heartbeat."),
+    poll: float = typer.Option(2.0, "--poll", min=0.05, help="Seconds between looks for queued searches."),
+    once: bool = typer.Option(False, "--once", help="Exit when no search is waiting instead of polling."),
+    evaluate_fn: str = typer.Option(
+        None, "--evaluate-fn", hidden=True, help="package.module:function replacing the evaluator (tests)."
+    ),
+) -> None:
+    """Claim queued searches (and ones whose worker died) from the database and run them."""
+    from api.ray_runtime import RayStartError, ensure_ray
+    from api.worker import Worker, load_callable
+
+    _logging()
+    fn = None
+    if evaluate_fn:
+        try:
+            fn = load_callable(evaluate_fn)
+        except ValueError as e:
+            fail(f"--evaluate-fn: {e}")
+    storage = _storage(database_url)
+    try:
+        where = ensure_ray()
+    except RayStartError as e:
+        fail(str(e))
+    w = Worker(storage, data_dir=data_dir, lease_seconds=lease, poll_seconds=poll, evaluate_fn=fn)
+    logging.getLogger("auxnas.worker").info("worker %s on Ray %s", w.worker_id, where)
+
+    def _terminate(_signum, _frame):  # noqa: ANN001
+        raise Shutdown()
+
+    # after ray.init, which installs its own SIGTERM handler
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        w.run_forever(once=once)
+    except Shutdown:
+        typer.echo("worker stopped (SIGTERM)", err=True)
+    finally:
+        storage.dispose()
+
+
+# --- status --------------------------------------------------------------------------------
+
+
+def status(
+    search_id: int = typer.Argument(None, help="A search id: details and its latest trials."),
+    database_url: str | None = DB_OPTION,
+    limit: int = typer.Option(20, "--limit", min=1, help="Rows to show (searches, or trials of one search)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """Show searches (newest first), or one search and its latest trials."""
+    storage = _storage(database_url)
+    try:
+        if search_id is None:
+            _status_all(storage, limit, as_json)
+        else:
+            _status_one(storage, search_id, limit, as_json)
+    finally:
+        storage.dispose()
+
+
+def _status_all(storage, limit: int, as_json: bool) -> None:  # noqa: ANN001
+    from rich.console import Console
+    from rich.table import Table
+
+    items, total = storage.list_searches(0, limit)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {"total": total, "items": [_plain(s.to_dict(), drop=("config",)) for s in items]}, indent=2
+            )
+        )
+        return
+    if not items:
+        typer.echo("no searches yet (POST /searches, or `auxnas search CONFIG`)")
+        return
+    table = Table(title=f"searches ({len(items)} of {total}, newest first)")
+    for col in (
+        "id",
+        "name",
+        "status",
+        "evaluated",
+        "cached",
+        "failed",
+        "best",
+        "joint",
+        "basic",
+        "created",
+        "worker",
+    ):
+        table.add_column(col, justify="right" if col in ("id", "evaluated", "cached", "failed") else "left")
+    for s in items:
+        p = s.progress
+        table.add_row(
+            str(s.id),
+            s.name,
+            s.status + (" (cancelling)" if s.cancel_requested and s.status == "running" else ""),
+            f"{p.evaluated}/{p.budget}",
+            str(p.cached),
+            str(p.failed),
+            _num(s.best_reward),
+            _num(s.baselines.get("joint")),
+            _num(s.baselines.get("basic")),
+            _when(s.created_at),
+            s.worker_id or "-",
+        )
+    Console(width=max(120, _term_width())).print(table)
+
+
+def _status_one(storage, search_id: int, limit: int, as_json: bool) -> None:  # noqa: ANN001
+    from rich.console import Console
+    from rich.table import Table
+
+    s = storage.summary(search_id)
+    if s is None:
+        fail(f"search {search_id} does not exist")
+    _, total = storage.trial_page(search_id, 0, 1)
+    rows, _ = storage.trial_page(search_id, max(0, total - limit), limit)
+    if as_json:
+        doc = _plain(s.to_dict())
+        doc["trials"] = [_plain(_trial_dict(t)) for t in rows]
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    p = s.progress
+    lines = [
+        f"search {s.id} {s.name!r}: {s.status}" + (" (cancel requested)" if s.cancel_requested else ""),
+        f"progress   {p.evaluated}/{p.budget} evaluated, {p.cached} cached, {p.failed} failed, {p.trials} trials",
+        f"best       {_num(s.best_reward)}"
+        + (f" (trial {s.best_trial})" if s.best_trial is not None else ""),
+        f"baselines  joint {_num(s.baselines.get('joint'))}, basic {_num(s.baselines.get('basic'))}",
+        f"created    {_when(s.created_at)}; started {_when(s.started_at)}; finished {_when(s.finished_at)}",
+        f"worker     {s.worker_id or '-'} (attempts {s.attempts}, heartbeat {_when(s.heartbeat_at)})",
+        f"checkpoint {s.checkpoint_dir or '-'}",
+    ]
+    if s.error:
+        lines.append(f"error      {s.error}")
+    typer.echo("\n".join(lines))
+    if not rows:
+        return
+    table = Table(title=f"trials {rows[0].index}..{rows[-1].index} of {total}")
+    for col in ("index", "kind", "status", "reward", "seconds", "iteration", "genotype", "error"):
+        table.add_column(
+            col, justify="right" if col in ("index", "reward", "seconds", "iteration") else "left"
+        )
+    for t in rows:
+        err = f"{t.error.get('type')}: {t.error.get('message')}" if t.error else ""
+        table.add_row(
+            str(t.index),
+            t.kind,
+            t.status + (" (early stop)" if t.early_stopped else ""),
+            _num(t.reward),
+            f"{t.seconds:.1f}",
+            "-" if t.iteration is None else str(t.iteration),
+            t.genotype_hash or "-",
+            err[:60],
+        )
+    Console(width=max(120, _term_width())).print(table)
+
+
+def _trial_dict(t: Any) -> dict[str, Any]:
+    from db.storage import trial_record
+
+    d = trial_record(t).to_dict()
+    d["created_at"] = t.created_at
+    return d
+
+
+def _plain(d: dict[str, Any], drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in d.items() if k not in drop}
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
+def _when(t: datetime | None) -> str:
+    if t is None:
+        return "-"
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _term_width() -> int:
+    try:
+        return os.get_terminal_size().columns
+    except OSError:
+        return 120
+
+
+# --- export --------------------------------------------------------------------------------
+
+
+def export(
+    search_id: int = typer.Argument(..., help="The search whose best genotype to write."),
+    output: Path = typer.Option(..., "--output", "-o", help="Genotype JSON file to write."),
+    database_url: str | None = DB_OPTION,
+) -> None:
+    """Write the best genotype of a search as genotype JSON v1 (reward, metrics and search included)."""
+    from db.storage import UnknownSearch
+    from search_space import GenotypeError, parse_genotype
+
+    storage = _storage(database_url)
+    try:
+        doc = storage.best_genotype_json(search_id)
+    except UnknownSearch:
+        fail(f"search {search_id} does not exist")
+    finally:
+        storage.dispose()
+    if doc is None:
+        fail(f"search {search_id} has no successful trial with a genotype yet")
+    try:
+        genotype = parse_genotype(doc)
+    except GenotypeError as e:  # a stored row that is not a valid genotype is never exported
+        fail(f"search {search_id}: the best trial's genotype is invalid ({e})")
+    if output.parent and not output.parent.exists():
+        fail(f"--output: directory {output.parent} does not exist")
+    try:
+        output.write_text(json.dumps(doc, indent=2) + "\n")
+    except OSError as e:
+        fail(f"--output: cannot write {output} ({e.strerror or e})")
+    typer.echo(f"wrote {output}: {genotype.summary()}, reward {_num(doc.get('reward'))}")

@@ -1,0 +1,14 @@
+"""`GET /healthz`: liveness, never behind auth."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.schemas import Health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness check (no auth)")
+def healthz() -> Health:
+    return Health()

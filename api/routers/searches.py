@@ -1,0 +1,127 @@
+"""Searches: start one, list them, watch one, page through its trials, get its best genotype, stop it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+
+from api.deps import get_storage, not_found
+from api.errors import field_error
+from api.schemas import (
+    GenotypeDocument,
+    Problem,
+    SearchDetail,
+    SearchList,
+    SearchOut,
+    SearchStatus,
+    TrialOut,
+    TrialPage,
+    ValidationProblem,
+)
+from controller.config import SearchConfig
+from db.storage import SqlStorage, UnknownSearch
+from search_space import SearchSpace, SpaceError
+
+router = APIRouter(prefix="/searches", tags=["searches"])
+
+_404 = {404: {"model": Problem, "description": "no search with this id"}}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SearchDetail,
+    responses={422: {"model": ValidationProblem, "description": "a bad config; every field is named"}},
+    summary="Start a search (queued for a worker)",
+)
+def create_search(
+    config: SearchConfig, response: Response, storage: SqlStorage = Depends(get_storage)
+) -> SearchDetail:
+    check_search_config(config)
+    search_id = storage.create_search(config, launched_by="api")
+    response.headers["Location"] = f"/searches/{search_id}"
+    return SearchDetail.of(storage.summary(search_id))
+
+
+def check_search_config(config: SearchConfig) -> None:
+    """What the schema alone cannot say: the tasks and P must form a valid search space."""
+    try:
+        SearchSpace(num_inputs=config.model.num_aux_inputs, tasks=tuple(config.tasks))
+    except SpaceError as e:
+        field, _, msg = str(e).partition(": ")
+        loc = ("body", "model", "num_aux_inputs") if field == "num_inputs" else ("body", "tasks")
+        raise field_error(loc, msg or str(e)) from None
+
+
+@router.get("", response_model=SearchList, summary="List searches, newest first")
+def list_searches(
+    offset: int = Query(0, ge=0),
+    limit: int = Query(50, ge=1, le=500),
+    status_: SearchStatus | None = Query(None, alias="status", description="only searches in this status"),
+    storage: SqlStorage = Depends(get_storage),
+) -> SearchList:
+    items, total = storage.list_searches(offset, limit, status_)
+    return SearchList(items=[SearchOut.of(s) for s in items], total=total, offset=offset, limit=limit)
+
+
+@router.get("/{search_id}", response_model=SearchDetail, responses=_404, summary="One search")
+def get_search(search_id: int, storage: SqlStorage = Depends(get_storage)) -> SearchDetail:
+    summary = storage.summary(search_id)
+    if summary is None:
+        raise not_found(search_id)
+    return SearchDetail.of(summary)
+
+
+@router.get(
+    "/{search_id}/trials", response_model=TrialPage, responses=_404, summary="Trials in order, paginated"
+)
+def list_trials(
+    search_id: int,
+    offset: int = Query(0, ge=0),
+    limit: int = Query(50, ge=1, le=1000),
+    storage: SqlStorage = Depends(get_storage),
+) -> TrialPage:
+    rows, total = storage.trial_page(search_id, offset, limit)
+    if total == 0 and storage.search_row(search_id) is None:
+        raise not_found(search_id)
+    return TrialPage(items=[TrialOut.of(r) for r in rows], total=total, offset=offset, limit=limit)
+
+
+@router.get(
+    "/{search_id}/best",
+    response_model=GenotypeDocument,
+    response_model_exclude_unset=True,
+    responses={404: {"model": Problem, "description": "unknown search, or no successful trial yet"}},
+    summary="Genotype JSON v1 of the best trial so far",
+)
+def best_genotype(search_id: int, storage: SqlStorage = Depends(get_storage)) -> dict[str, Any]:
+    try:
+        doc = storage.best_genotype_json(search_id)
+    except UnknownSearch:
+        raise not_found(search_id) from None
+    if doc is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            detail=f"search {search_id} has no successful trial with a genotype yet",
+        )
+    return doc
+
+
+@router.post(
+    "/{search_id}/cancel",
+    response_model=SearchDetail,
+    responses={
+        **_404,
+        409: {"model": Problem, "description": "the search already ended (succeeded or failed)"},
+    },
+    summary="Stop a search; its running evaluations are cancelled",
+)
+def cancel_search(search_id: int, storage: SqlStorage = Depends(get_storage)) -> SearchDetail:
+    try:
+        after = storage.request_cancel(search_id)
+    except UnknownSearch:
+        raise not_found(search_id) from None
+    if after in ("succeeded", "failed"):
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"search {search_id} already {after}")
+    return SearchDetail.of(storage.summary(search_id))

@@ -1,0 +1,87 @@
+"""What a search hands to its users: the best genotype as JSON v1, and the policy's greedy genotype."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from controller.checkpoint import CheckpointDir, CheckpointError
+from controller.config import SearchConfig
+from controller.storage import TrialRecord
+from search_space import Genotype, parse_genotype
+
+
+def best_trial(trials: Iterable[TrialRecord]) -> TrialRecord | None:
+    """Highest reward among fully evaluated genotypes (basic and candidates; earliest on ties).
+
+    Joint has no genotype, cached trials repeat an earlier one, and an early-stopped trial's
+    reward is only its first-stage reward.
+    """
+    best = None
+    for t in trials:
+        if (
+            t.kind in ("basic", "candidate")
+            and t.status == "succeeded"
+            and not t.early_stopped
+            and t.reward is not None
+            and t.genotype is not None
+            and (best is None or t.reward > best.reward or (t.reward == best.reward and t.index < best.index))
+        ):
+            best = t
+    return best
+
+
+def best_genotype_json(trials: Iterable[TrialRecord], search_meta: dict[str, Any]) -> dict[str, Any]:
+    """Genotype JSON v1 of the best trial with its reward, metrics and `search` ({id, name}).
+
+    Raises LookupError when no trial has a usable reward yet.
+    """
+    best = best_trial(trials)
+    if best is None:
+        raise LookupError("no successfully evaluated genotype yet")
+    genotype = parse_genotype(best.genotype)
+    search = {k: search_meta[k] for k in ("id", "name") if k in search_meta}
+    return genotype.to_json(reward=best.reward, metrics=best.metrics, search=search)
+
+
+def greedy_genotype(config: SearchConfig, checkpoint_dir: str | Path) -> Genotype:
+    """The genotype the trained policy prefers: argmax at every step, each choice fed back."""
+    import numpy as np
+    import torch
+    from ray.rllib.core.columns import Columns
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    from controller.driver import space_for
+
+    ckpt = CheckpointDir(checkpoint_dir)
+    state = ckpt.load_state()
+    if state is None:
+        raise CheckpointError(f"{ckpt.path}: no checkpoint yet (no controller iteration finished)")
+    if state.get("strategy") != "ppo":
+        raise CheckpointError(f"{ckpt.path}: strategy {state.get('strategy')!r} has no policy to decode")
+    space = space_for(config)
+    if state.get("space") != space.to_dict():
+        raise CheckpointError(f"{ckpt.path}: checkpoint belongs to another search space")
+    module_dir = ckpt.strategy_dir(state) / "algorithm" / "learner_group" / "learner" / "rl_module"
+    module = RLModule.from_checkpoint(str(module_dir / "default_policy"))
+
+    masks = np.asarray(space.action_masks(), dtype=np.float32)
+    state_in = {k: torch.from_numpy(v).unsqueeze(0) for k, v in module.get_initial_state().items()}
+    prev = space.max_choices
+    tokens: list[int] = []
+    with torch.no_grad():
+        for pos in range(space.num_tokens):
+            batch = {
+                Columns.OBS: {
+                    "prev_token": torch.tensor([[prev]]),
+                    "position": torch.tensor([[pos]]),
+                    "action_mask": torch.from_numpy(masks[pos]).view(1, 1, -1),
+                },
+                Columns.STATE_IN: state_in,
+            }
+            out = module.forward_inference(batch)
+            prev = int(out[Columns.ACTION_DIST_INPUTS][0, -1].argmax())
+            tokens.append(prev)
+            state_in = out[Columns.STATE_OUT]
+    return Genotype(space, tuple(tokens))

@@ -1,0 +1,80 @@
+"""Fast stand-ins for `evaluator.evaluate.evaluate`, for tests and `bench/search.py`.
+
+They have `evaluate`'s signature and live at module level, so Ray can ship them to workers
+(`SearchDriver(..., evaluate_fn=target_share)`). They train nothing: the rewards are synthetic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+
+from evaluator.config import EvalConfig
+from evaluator.result import EvalResult
+from search_space import Genotype, SearchSpace, sample_tokens
+
+JOINT_REWARD = 0.2
+
+
+def hidden_target(space: SearchSpace, seed: int) -> list[int]:
+    """The known optimum of `target_share`: a valid token sequence drawn from `seed`."""
+    return sample_tokens(space, random.Random(f"auxnas-hidden-target-{seed}"))
+
+
+def target_share_reward(genotype: Genotype, seed: int) -> float:
+    target = hidden_target(genotype.space, seed)
+    return sum(a == b for a, b in zip(genotype.tokens, target, strict=True)) / len(target)
+
+
+def _result(reward: float, genotype: Genotype | None, early_stop_below: float | None) -> EvalResult:
+    stopped = early_stop_below is not None and reward < early_stop_below
+    metrics = {"fake": {"score": reward}}
+    return EvalResult(
+        ok=True,
+        reward=reward,
+        metrics=metrics,
+        main_params=1000,
+        aux_params=0 if genotype is None else 10 * len(genotype.tokens),
+        train_seconds=0.001,
+        steps=1,
+        early_stopped=stopped,
+    )
+
+
+def target_share(config: EvalConfig, genotype: Genotype | None, *, early_stop_below: float | None = None):
+    """Reward = share of tokens equal to a hidden target genotype (known optimum 1.0)."""
+    if genotype is None:
+        return _result(JOINT_REWARD, None, None)
+    return _result(target_share_reward(genotype, config.seed), genotype, early_stop_below)
+
+
+def hashed_reward(config: EvalConfig, genotype: Genotype | None, *, early_stop_below: float | None = None):
+    """An instant pseudo-random reward in [0, 1) fixed per genotype (no structure to learn)."""
+    if genotype is None:
+        return _result(JOINT_REWARD, None, None)
+    digest = hashlib.sha256(genotype.canonical_hash().encode()).digest()
+    return _result(int.from_bytes(digest[:4], "big") / 2**32, genotype, None)
+
+
+def sleeping(
+    config: EvalConfig,
+    genotype: Genotype | None,
+    *,
+    early_stop_below: float | None = None,
+    seconds: float = 2.0,
+):
+    """`target_share` after sleeping `seconds` (use `functools.partial` to set them)."""
+    time.sleep(seconds)
+    return target_share(config, genotype, early_stop_below=early_stop_below)
+
+
+def failing_candidates(
+    config: EvalConfig, genotype: Genotype | None, *, early_stop_below: float | None = None
+):
+    """Joint and basic succeed; every other genotype raises (a broken training run)."""
+    from search_space import basic_genotype
+
+    if genotype is None or genotype.tokens == basic_genotype(genotype.space).tokens:
+        return target_share(config, genotype)
+    raise RuntimeError(f"loss is NaN for {genotype.canonical_hash()}")

@@ -1,0 +1,128 @@
+"""Search strategies: propose a batch of genotypes, learn from their rewards, save and restore.
+
+    strategy = make_strategy("ppo", config, space)
+    genotypes = strategy.propose(8)
+    stats = strategy.observe([0.4, 0.6, ...])     # one reward per proposed genotype, same order
+    strategy.save(directory); strategy.restore(directory)
+
+The driver (`controller.driver.SearchDriver`) does the evaluation, caching and bookkeeping, so
+`ppo` and `random` spend the same budget the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from controller.config import SearchConfig
+from search_space import Genotype, SearchSpace, sample_genotype
+
+STRATEGIES = ("ppo", "random")
+
+
+class Strategy(ABC):
+    name: str
+
+    @abstractmethod
+    def propose(self, n: int) -> list[Genotype]:
+        """`n` genotypes to evaluate next (duplicates possible; the driver caches them)."""
+
+    @abstractmethod
+    def observe(self, rewards: Sequence[float]) -> dict[str, float]:
+        """Rewards of the last `propose` batch, in its order; returns learner statistics."""
+
+    @abstractmethod
+    def save(self, directory: Path) -> None:
+        """Write the whole strategy state into `directory` (created by the caller, empty)."""
+
+    @abstractmethod
+    def restore(self, directory: Path) -> None: ...
+
+    def close(self) -> None:
+        """Release what the strategy holds (RLlib algorithm)."""
+
+
+class RandomStrategy(Strategy):
+    """Uniform over valid genotypes: each token uniform over its valid choices."""
+
+    name = "random"
+
+    def __init__(self, config: SearchConfig, space: SearchSpace) -> None:
+        self.space = space
+        self.rng = random.Random(f"auxnas-random-{config.seed}")
+        self._pending = 0
+
+    def propose(self, n: int) -> list[Genotype]:
+        self._pending = n
+        return [sample_genotype(self.space, self.rng) for _ in range(n)]
+
+    def observe(self, rewards: Sequence[float]) -> dict[str, float]:
+        if len(rewards) != self._pending:
+            raise ValueError(f"expected {self._pending} rewards, got {len(rewards)}")
+        self._pending = 0
+        return {}
+
+    def save(self, directory: Path) -> None:
+        version, internal, gauss = self.rng.getstate()
+        state = {"strategy": self.name, "rng": [version, list(internal), gauss]}
+        (Path(directory) / "random_state.json").write_text(json.dumps(state))
+
+    def restore(self, directory: Path) -> None:
+        state = json.loads((Path(directory) / "random_state.json").read_text())
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+
+
+class PPOStrategy(Strategy):
+    """The LSTM controller trained by PPO with deferred rewards (`controller.ppo`)."""
+
+    name = "ppo"
+
+    def __init__(self, config: SearchConfig, space: SearchSpace) -> None:
+        from controller.ppo import build_ppo_config
+
+        self.space = space
+        self.algo = build_ppo_config(config, space).build_algo()
+        self.algo.episodes_per_update = config.controller.episodes_per_update
+        self._episodes: list[Any] = []
+
+    def propose(self, n: int) -> list[Genotype]:
+        self._episodes = self.algo.sample_episodes(n)
+        if len(self._episodes) != n:
+            raise RuntimeError(f"sampled {len(self._episodes)} episodes, wanted {n}")
+        return [Genotype(self.space, tuple(self.algo.episode_tokens(e))) for e in self._episodes]
+
+    def observe(self, rewards: Sequence[float]) -> dict[str, float]:
+        if len(rewards) != len(self._episodes):
+            raise ValueError(f"expected {len(self._episodes)} rewards, got {len(rewards)}")
+        stats = self.algo.learn(self._episodes, list(rewards))
+        self._episodes = []
+        return stats
+
+    def save(self, directory: Path) -> None:
+        self.algo.save_to_path(str(Path(directory).resolve() / "algorithm"))
+
+    def restore(self, directory: Path) -> None:
+        path = Path(directory).resolve() / "algorithm"
+        if not path.is_dir():
+            raise FileNotFoundError(f"{path}: no RLlib checkpoint")
+        self.algo.restore_from_path(str(path))
+        # restore_from_path syncs the env runner already; do it again and check it took
+        self.algo.sync_env_runner_weights()
+        if not self.algo.weights_in_sync():
+            raise RuntimeError("restored controller weights did not reach the env runner")
+
+    def close(self) -> None:
+        self.algo.stop()
+
+
+def make_strategy(name: str, config: SearchConfig, space: SearchSpace) -> Strategy:
+    if name == "ppo":
+        return PPOStrategy(config, space)
+    if name == "random":
+        return RandomStrategy(config, space)
+    raise ValueError(f"search.strategy: unknown strategy {name!r} (one of {list(STRATEGIES)})")

@@ -1,0 +1,305 @@
+"""`SqlStorage`: the controller's storage interface on SQLAlchemy, plus what the service needs.
+
+A storage built with `owner=<worker id>` is *fenced*: it writes to a search only while that
+search is `running` under that owner. A worker that lost its lease (another worker resumed the
+search) can therefore never add a trial or a status to it; its writes raise `LeaseLost` and its
+`cancel_requested` answers True so the driver stops.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from controller.storage import SEARCH_STATUSES, IterationRecord, SearchStorage, TrialRecord
+from db import views
+from db.engine import make_engine, session_factory, transaction
+from db.models import Iteration, Search, Trial, utcnow
+
+FINAL_STATUSES = ("succeeded", "failed", "cancelled")
+
+
+class LeaseLost(RuntimeError):
+    """This process no longer owns the search (its lease expired and another worker took it)."""
+
+
+class UnknownSearch(KeyError):
+    def __str__(self) -> str:
+        return f"search {self.args[0]} does not exist"
+
+
+def finite_or_none(x: Any) -> Any:
+    """JSON and PostgreSQL have no NaN/inf: non-finite floats become None, recursively."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): finite_or_none(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [finite_or_none(v) for v in x]
+    return x
+
+
+class SqlStorage(SearchStorage):
+    def __init__(self, engine: Engine | str | None = None, *, owner: str | None = None) -> None:
+        self.engine = engine if isinstance(engine, Engine) else make_engine(engine)
+        self.sessions = session_factory(self.engine)
+        self.owner = owner
+        # set by the owner's heartbeat when a renewal finds the search taken
+        self.lease_lost = threading.Event()
+
+    def fenced(self, owner: str) -> SqlStorage:
+        """The same database, writing only while `owner` holds the search."""
+        other = SqlStorage.__new__(SqlStorage)
+        other.engine, other.sessions, other.owner = self.engine, self.sessions, owner
+        other.lease_lost = threading.Event()
+        return other
+
+    # --- the controller's interface -------------------------------------------------------
+
+    def add_trial(self, search_id: int, trial: TrialRecord) -> None:
+        row = Trial(
+            search_id=search_id,
+            index=trial.index,
+            kind=trial.kind,
+            status=trial.status,
+            tokens=list(trial.tokens) if trial.tokens is not None else None,
+            genotype=finite_or_none(trial.genotype),
+            genotype_hash=trial.genotype_hash,
+            reward=finite_or_none(trial.reward),
+            metrics=finite_or_none(trial.metrics or {}),
+            seconds=float(trial.seconds or 0.0),
+            cached=bool(trial.cached),
+            early_stopped=bool(trial.early_stopped),
+            main_params=int(trial.main_params or 0),
+            aux_params=int(trial.aux_params or 0),
+            iteration=trial.iteration,
+            error=finite_or_none(trial.error),
+            created_at=utcnow(),
+        )
+        try:
+            with transaction(self.sessions, write=True) as s:
+                self._check_owner(s, search_id)
+                s.add(row)
+        except IntegrityError:
+            raise ValueError(f"search {search_id}: trial {trial.index} is already stored") from None
+
+    def trials(self, search_id: int) -> list[TrialRecord]:
+        with transaction(self.sessions) as s:
+            rows = s.scalars(select(Trial).where(Trial.search_id == search_id).order_by(Trial.index))
+            return [trial_record(r) for r in rows]
+
+    def add_iteration(self, search_id: int, it: IterationRecord) -> None:
+        row = Iteration(
+            search_id=search_id,
+            index=it.index,
+            num_episodes=it.num_episodes,
+            reward_mean=finite_or_none(it.reward_mean),
+            reward_max=finite_or_none(it.reward_max),
+            stats=finite_or_none(dict(it.stats or {})),
+            seconds=float(it.seconds or 0.0),
+            created_at=utcnow(),
+        )
+        try:
+            with transaction(self.sessions, write=True) as s:
+                self._check_owner(s, search_id)
+                s.add(row)
+        except IntegrityError:
+            raise ValueError(f"search {search_id}: iteration {it.index} is already stored") from None
+
+    def iterations(self, search_id: int) -> list[IterationRecord]:
+        with transaction(self.sessions) as s:
+            rows = s.scalars(
+                select(Iteration).where(Iteration.search_id == search_id).order_by(Iteration.index)
+            )
+            return [
+                IterationRecord(
+                    index=r.index,
+                    num_episodes=r.num_episodes,
+                    reward_mean=r.reward_mean,
+                    reward_max=r.reward_max,
+                    stats=dict(r.stats or {}),
+                    seconds=r.seconds,
+                )
+                for r in rows
+            ]
+
+    def set_status(self, search_id: int, status: str, error: str | None = None) -> None:
+        if status not in SEARCH_STATUSES:
+            raise ValueError(f"unknown search status {status!r}")
+        with transaction(self.sessions, write=True) as s:
+            row = self._check_owner(s, search_id)
+            now = utcnow()
+            row.status = status
+            row.error = error
+            if status == "running" and row.started_at is None:
+                row.started_at = now
+            if status in FINAL_STATUSES:
+                row.finished_at = now
+                row.lease_expires_at = None
+
+    def set_checkpoint_dir(self, search_id: int, path: str) -> None:
+        with transaction(self.sessions, write=True) as s:
+            self._check_owner(s, search_id).checkpoint_dir = str(path)
+
+    def cancel_requested(self, search_id: int) -> bool:
+        if self.lease_lost.is_set():
+            return True
+        with transaction(self.sessions) as s:
+            row = s.execute(
+                select(Search.cancel_requested, Search.worker_id, Search.status).where(Search.id == search_id)
+            ).one_or_none()
+        if row is None:
+            return True  # the search was deleted under us
+        if self.owner is not None and (row.worker_id != self.owner or row.status != "running"):
+            self.lease_lost.set()
+            return True
+        return bool(row.cancel_requested)
+
+    def _check_owner(self, s: Session, search_id: int) -> Search:
+        row = s.get(Search, search_id, with_for_update=self.owner is not None)
+        if row is None:
+            raise UnknownSearch(search_id)
+        if self.owner is not None and (row.worker_id != self.owner or row.status != "running"):
+            self.lease_lost.set()
+            raise LeaseLost(
+                f"search {search_id} is {row.status} under {row.worker_id or 'nobody'}, not {self.owner}"
+            )
+        return row
+
+    # --- the service's side -----------------------------------------------------------------
+
+    def create_search(
+        self,
+        config: Any,
+        *,
+        launched_by: str = "api",
+        owner: str | None = None,
+    ) -> int:
+        """Store a validated `SearchConfig`. API searches are queued for a worker; a CLI search
+        starts `running` under `owner` with no lease, so no worker ever claims it."""
+        doc = config.model_dump(mode="json")
+        now = utcnow()
+        row = Search(
+            name=config.name,
+            config=doc,
+            status="queued" if owner is None else "running",
+            budget=config.search.budget,
+            launched_by=launched_by,
+            created_at=now,
+            started_at=None if owner is None else now,
+            worker_id=owner,
+            attempts=0 if owner is None else 1,
+            cancel_requested=False,
+        )
+        with transaction(self.sessions, write=True) as s:
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def take_over(self, search_id: int, owner: str) -> Search:
+        """The CLI resuming its own search (`auxnas search --resume`): mark it running under
+        `owner`. Refused for a search a worker holds with a live lease."""
+        with transaction(self.sessions, write=True) as s:
+            row = s.get(Search, search_id, with_for_update=True)
+            if row is None:
+                raise UnknownSearch(search_id)
+            now = utcnow()
+            if row.status == "running" and row.lease_expires_at is not None and row.lease_expires_at > now:
+                raise LeaseLost(f"search {search_id} is running under worker {row.worker_id}")
+            row.status, row.worker_id, row.lease_expires_at = "running", owner, None
+            row.error, row.finished_at, row.cancel_requested = None, None, False
+            row.started_at = row.started_at or now
+            row.attempts += 1
+            return row
+
+    def request_cancel(self, search_id: int) -> str:
+        """Ask a search to stop; returns its status afterwards. A queued search, or one whose
+        worker died, is cancelled at once; a running one is stopped by its worker (it polls)."""
+        with transaction(self.sessions, write=True) as s:
+            row = s.get(Search, search_id, with_for_update=True)
+            if row is None:
+                raise UnknownSearch(search_id)
+            if row.status in FINAL_STATUSES:
+                return row.status
+            now = utcnow()
+            row.cancel_requested = True
+            orphaned = row.lease_expires_at is not None and row.lease_expires_at < now
+            if row.status == "queued" or orphaned:
+                row.status, row.finished_at, row.lease_expires_at = "cancelled", now, None
+            return row.status
+
+    def search_row(self, search_id: int) -> Search | None:
+        with transaction(self.sessions) as s:
+            return s.get(Search, search_id)
+
+    def summary(self, search_id: int) -> views.SearchSummary | None:
+        with transaction(self.sessions) as s:
+            return views.search_summary(s, search_id)
+
+    def list_searches(
+        self, offset: int = 0, limit: int = 50, status: str | None = None
+    ) -> tuple[list[views.SearchSummary], int]:
+        with transaction(self.sessions) as s:
+            return views.list_summaries(s, offset, limit, status)
+
+    def trial_page(self, search_id: int, offset: int = 0, limit: int = 50) -> tuple[list[Trial], int]:
+        with transaction(self.sessions) as s:
+            return views.trial_page(s, search_id, offset, limit)
+
+    def best_trial(self, search_id: int) -> Trial | None:
+        with transaction(self.sessions) as s:
+            return views.best_trial(s, search_id)
+
+    def best_genotype_json(self, search_id: int) -> dict[str, Any] | None:
+        """Genotype JSON v1 of the best trial with reward, metrics and the search; None if none."""
+        with transaction(self.sessions) as s:
+            search = s.get(Search, search_id)
+            if search is None:
+                raise UnknownSearch(search_id)
+            best = views.best_trial(s, search_id)
+        if best is None or not best.genotype:
+            return None
+        doc = dict(best.genotype)
+        doc["reward"] = best.reward
+        doc["metrics"] = best.metrics or {}
+        doc["search"] = {"id": search.id, "name": search.name, "trial": best.index}
+        return doc
+
+    def expire_lease_now(self, search_id: int, owner: str) -> bool:
+        """A worker shutting down hands its search back: the next worker resumes it at once."""
+        with transaction(self.sessions, write=True) as s:
+            res = s.execute(
+                update(Search)
+                .where(Search.id == search_id, Search.worker_id == owner, Search.status == "running")
+                .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+            )
+            return res.rowcount == 1
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def trial_record(r: Trial) -> TrialRecord:
+    return TrialRecord(
+        index=r.index,
+        kind=r.kind,
+        status=r.status,
+        tokens=list(r.tokens) if r.tokens is not None else None,
+        genotype=r.genotype,
+        genotype_hash=r.genotype_hash,
+        reward=r.reward,
+        metrics=r.metrics or {},
+        seconds=r.seconds,
+        cached=r.cached,
+        early_stopped=r.early_stopped,
+        main_params=r.main_params,
+        aux_params=r.aux_params,
+        iteration=r.iteration,
+        error=r.error,
+    )

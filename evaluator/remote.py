@@ -1,0 +1,133 @@
+"""Run one evaluation as a Ray task: `submit(config, genotype) -> ObjectRef[EvalResult]`.
+
+    ref = submit(config, genotype, early_stop_below=0.3)
+    result = get_result(ref)          # or ray.get(ref); an EvalResult either way
+
+The task asks Ray for `config.resources.num_cpus` / `num_gpus` (fractional GPUs allowed). It
+never raises through Ray: an exception, a NaN loss or a CUDA out-of-memory becomes
+`EvalResult.failure(type, message)`. After every trial the task frees GPU memory (gc and
+`torch.cuda.empty_cache()`), so the next trial on that worker starts from a clean device.
+Datasets are cached per worker process by `evaluator.data.load_dataset`, so a worker that runs
+many candidates prepares its tensors once.
+
+Only a worker process that dies (killed by the OS, node lost) surfaces as a Ray error from
+`ray.get`; `get_result` turns that into a failed `EvalResult` too.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from evaluator.result import EvalResult
+
+if TYPE_CHECKING:
+    import ray
+
+    from evaluator.config import EvalConfig
+    from search_space import Genotype
+
+EvaluateFn = Callable[..., EvalResult]
+
+_REMOTE_FN: Any = None
+
+
+def submit(
+    config: EvalConfig,
+    genotype: Genotype | None,
+    early_stop_below: float | None = None,
+    evaluate_fn: EvaluateFn | None = None,
+) -> ray.ObjectRef:
+    """Start the evaluation of `genotype` (None = Joint baseline) as a Ray task.
+
+    `evaluate_fn` replaces `evaluator.evaluate.evaluate` (same signature; it must be picklable,
+    i.e. a module-level function): tests of the controller pass fast fakes through it.
+    """
+    fn = _remote_function()
+    res = config.resources
+    return fn.options(num_cpus=res.num_cpus, num_gpus=res.num_gpus).remote(
+        config, genotype, early_stop_below, evaluate_fn
+    )
+
+
+def get_result(ref: ray.ObjectRef, timeout: float | None = None) -> EvalResult:
+    """`ray.get` that also turns a dead worker or a cancelled task into a failed result."""
+    import ray
+    from ray.exceptions import GetTimeoutError, RayError, TaskCancelledError
+
+    try:
+        return ray.get(ref, timeout=timeout)
+    except GetTimeoutError:
+        raise
+    except TaskCancelledError:
+        return EvalResult.failure("Cancelled", "the evaluation was cancelled")
+    except RayError as e:
+        return EvalResult.failure(type(e).__name__, _one_line(str(e)))
+
+
+def run_trial(
+    config: EvalConfig,
+    genotype: Genotype | None,
+    early_stop_below: float | None = None,
+    evaluate_fn: EvaluateFn | None = None,
+) -> EvalResult:
+    """The body of the Ray task (also callable in-process): never raises, always cleans up."""
+    try:
+        if evaluate_fn is None:
+            from evaluator.evaluate import evaluate as evaluate_fn
+        result = evaluate_fn(config, genotype, early_stop_below=early_stop_below)
+        if not isinstance(result, EvalResult):
+            return EvalResult.failure("TypeError", f"evaluate_fn returned {type(result).__name__}, not EvalResult")
+        return result
+    except Exception as e:  # a trial must never take its worker (or the search) down with it
+        return failure_from_exception(e)
+    finally:
+        release_memory()
+
+
+def failure_from_exception(e: BaseException) -> EvalResult:
+    if _is_out_of_memory(e):
+        return EvalResult.failure("OutOfMemory", _one_line(str(e)) or "CUDA out of memory")
+    return EvalResult.failure(type(e).__name__, _one_line(str(e)) or type(e).__name__)
+
+
+def release_memory() -> None:
+    """Drop what the finished trial left behind and hand cached GPU blocks back to the driver."""
+    gc.collect()
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _is_out_of_memory(e: BaseException) -> bool:
+    try:
+        import torch
+
+        if isinstance(e, torch.cuda.OutOfMemoryError):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    return isinstance(e, (RuntimeError, MemoryError)) and (
+        isinstance(e, MemoryError) or "out of memory" in str(e).lower()
+    )
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    line = " ".join(text.strip().split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _remote_function():
+    global _REMOTE_FN
+    if _REMOTE_FN is None:
+        import ray
+
+        # max_retries=0: a trial that kills its worker is reported, not silently run again
+        _REMOTE_FN = ray.remote(max_retries=0)(run_trial)
+    return _REMOTE_FN

@@ -1,0 +1,148 @@
+"""The whole REST flow in-process: POST a search, a worker runs it with a fast fake evaluator,
+watch it, page through its trials, get and export its best genotype, cancel a running one."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from api.app import create_app
+from api.cli import _register_commands
+from api.cli import app as cli_app
+from api.worker import Worker
+from db.storage import SqlStorage
+from search_space import parse_genotype
+from tests import service_support as support
+
+db_url = support.db_url
+
+TINY = {
+    "name": "flow",
+    "tasks": ["segmentation", "depth"],
+    "model": {"num_aux_inputs": 2},
+    "search": {"strategy": "random", "budget": 6, "parallel_trials": 2, "early_stop": False},
+    "controller": {"episodes_per_update": 3},
+}
+
+
+@pytest.fixture
+def client(db_url):
+    with TestClient(create_app(db_url, api_token="")) as c:
+        yield c
+
+
+def make_worker(db_url, tmp_path, evaluate_fn) -> Worker:
+    return Worker(
+        SqlStorage(db_url),
+        data_dir=tmp_path / "runs",
+        lease_seconds=10,
+        poll_seconds=0.1,
+        evaluate_fn=evaluate_fn,
+    )
+
+
+def test_rest_flow_from_post_to_best_genotype(ray_session, client, db_url, tmp_path):
+    r = client.post("/searches", json=TINY)
+    assert r.status_code == 201, r.text
+    created = r.json()
+    sid = created["id"]
+    assert r.headers["location"] == f"/searches/{sid}"
+    assert created["status"] == "queued" and created["progress"]["budget"] == 6
+    assert created["config"]["search"]["budget"] == 6 and created["config"]["train"]["steps"] == 300
+    assert client.get(f"/searches/{sid}/best").status_code == 404  # nothing scored yet
+
+    worker = make_worker(db_url, tmp_path, support.fast_evaluate)
+    assert worker.run_forever(once=True) == 1
+
+    s = client.get(f"/searches/{sid}").json()
+    assert s["status"] == "succeeded", s
+    assert s["progress"]["evaluated"] == 6 and s["progress"]["fraction"] == 1.0
+    assert s["progress"]["trials"] == 2 + 6 + s["progress"]["cached"]
+    assert s["baselines"]["joint"] == 0.25 and s["baselines"]["basic"] is not None
+    assert s["started_at"] and s["finished_at"] and s["worker"]["attempts"] == 1
+    assert s["checkpoint_dir"].startswith(str(tmp_path / "runs"))
+
+    listed = client.get("/searches").json()
+    assert listed["total"] == 1 and listed["items"][0]["id"] == sid
+    assert "config" not in listed["items"][0]
+
+    everything = client.get(f"/searches/{sid}/trials", params={"limit": 1000}).json()
+    trials = everything["items"]
+    assert everything["total"] == len(trials) == s["progress"]["trials"]
+    assert [t["index"] for t in trials] == list(range(len(trials)))
+    assert trials[0]["kind"] == "joint" and trials[0]["genotype"] is None
+    assert trials[1]["kind"] == "basic" and trials[1]["tokens"]
+    paged = []
+    for offset in range(0, len(trials), 3):
+        page = client.get(f"/searches/{sid}/trials", params={"offset": offset, "limit": 3}).json()
+        assert page["offset"] == offset and page["limit"] == 3 and page["total"] == len(trials)
+        paged += page["items"]
+    assert paged == trials
+
+    best = client.get(f"/searches/{sid}/best").json()
+    genotype = parse_genotype(best)  # a valid genotype JSON v1
+    best_trial = max(
+        (t for t in trials if t["genotype"] and t["status"] != "failed"), key=lambda t: t["reward"]
+    )
+    assert best["reward"] == best_trial["reward"] == s["best_reward"]
+    assert list(genotype.tokens) == best_trial["tokens"]
+    assert best["search"]["id"] == sid and best["search"]["name"] == "flow"
+
+    # the CLI reads the same database
+    _register_commands()
+    out = tmp_path / "best.json"
+    res = CliRunner().invoke(cli_app, ["export", str(sid), "-o", str(out), "--database-url", db_url])
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text()) == best
+    res = CliRunner().invoke(cli_app, ["status", str(sid), "--database-url", db_url, "--json"])
+    assert res.exit_code == 0 and json.loads(res.output)["status"] == "succeeded"
+
+    r = client.post(f"/searches/{sid}/cancel")
+    assert r.status_code == 409 and "already succeeded" in r.json()["detail"]
+
+
+def test_cancel_stops_a_running_search_and_its_evaluations(ray_session, client, db_url, tmp_path):
+    body = {**TINY, "name": "to-cancel", "search": {**TINY["search"], "parallel_trials": 1}}
+    sid = client.post("/searches", json=body).json()["id"]
+    worker = make_worker(db_url, tmp_path, support.very_slow_evaluate)
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (worker.run_forever(once=True), done.set()), daemon=True)
+    thread.start()
+    cpus = ray_session.cluster_resources()["CPU"]
+    # running, with its first (60 s) evaluation holding a CPU
+    support.wait_until(
+        lambda: (
+            client.get(f"/searches/{sid}").json()["status"] == "running"
+            and ray_session.available_resources().get("CPU", 0) <= cpus - 1
+        ),
+        30,
+        what="the search to be running an evaluation",
+    )
+    asked = time.monotonic()
+    r = client.post(f"/searches/{sid}/cancel")
+    assert r.status_code == 200 and r.json()["cancel_requested"] is True
+    support.wait_until(
+        lambda: client.get(f"/searches/{sid}").json()["status"] == "cancelled", 10, what="cancel"
+    )
+    assert time.monotonic() - asked < 10
+    assert done.wait(10)
+    # the running evaluation was cancelled too: its CPU is free again long before its 60 s
+    support.wait_until(
+        lambda: ray_session.available_resources().get("CPU", 0) >= cpus, 10, what="CPU release"
+    )
+    s = client.get(f"/searches/{sid}").json()
+    assert s["progress"]["trials"] == 0 and s["finished_at"]
+    # cancelling again is harmless
+    assert client.post(f"/searches/{sid}/cancel").json()["status"] == "cancelled"
+
+
+def test_cancel_of_a_queued_search_needs_no_worker(client):
+    sid = client.post("/searches", json=TINY).json()["id"]
+    r = client.post(f"/searches/{sid}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert client.get("/searches", params={"status": "cancelled"}).json()["total"] == 1

@@ -1,0 +1,145 @@
+"""Real `auxnas worker` processes: one SIGKILLed mid-search is resumed by the next without
+losing or repeating a trial; two started on one queued search never both run it.
+
+The workers join this test session's Ray (RAY_ADDRESS) and use a fake evaluator that takes
+0.6 s per candidate and logs every finished evaluation to `data.root`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import Counter
+
+import pytest
+
+from db.storage import SqlStorage
+from tests import service_support as support
+
+db_url = support.db_url
+storage = support.storage
+
+pytestmark = pytest.mark.slow
+
+LEASE = 3.0
+STRATEGY = "random"
+
+
+def worker_env(db_url, ray_session) -> dict[str, str]:
+    return support.auxnas_env(db_url, RAY_ADDRESS=ray_session.get_runtime_context().gcs_address)
+
+
+def start_worker(env, tmp_path, name: str):
+    args = [
+        "worker",
+        "--lease",
+        str(LEASE),
+        "--poll",
+        "0.2",
+        "--data-dir",
+        str(tmp_path / "runs"),
+        "--evaluate-fn",
+        "tests.service_support:slow_evaluate",
+    ]
+    return support.start_auxnas(args, env, tmp_path / f"{name}.log")
+
+
+def queue_search(storage: SqlStorage, tmp_path, budget: int) -> int:
+    log_dir = tmp_path / "evaluations"
+    log_dir.mkdir()
+    config = support.tiny_search_config(
+        name="resumable",
+        data={"root": str(log_dir)},
+        search={"strategy": STRATEGY, "budget": budget, "parallel_trials": 2, "early_stop": False},
+        controller={"episodes_per_update": 2},
+    )
+    return storage.create_search(config)
+
+
+def test_a_killed_worker_is_resumed_without_losing_or_repeating_a_trial(
+    ray_session, storage, db_url, tmp_path
+):
+    budget = 10
+    sid = queue_search(storage, tmp_path, budget)
+    env = worker_env(db_url, ray_session)
+    first = start_worker(env, tmp_path, "first")
+    try:
+        # killed after at least one controller iteration (so a checkpoint exists) and mid-way
+        support.wait_until(
+            lambda: len(storage.iterations(sid)) >= 1 and len(storage.trials(sid)) >= 5,
+            120,
+            what="the first worker to record trials",
+        )
+        first_owner = storage.search_row(sid).worker_id
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+    finally:
+        support.stop(first)
+    before = storage.trials(sid)
+    assert storage.search_row(sid).status == "running"  # nobody told the database it died
+    assert storage.summary(sid).progress.evaluated < budget
+
+    second = start_worker(env, tmp_path, "second")
+    try:
+        support.wait_until(
+            lambda: storage.search_row(sid).status not in ("queued", "running"),
+            180,
+            what="the second worker to finish the search",
+        )
+    finally:
+        support.stop(second)
+    row = storage.search_row(sid)
+    log = (tmp_path / "second.log").read_text()
+    assert row.status == "succeeded", (row.error, log[-3000:])
+    assert row.attempts == 2 and row.worker_id != first_owner
+    assert f"search {sid}: resuming" in log
+
+    after = storage.trials(sid)
+    # nothing lost: every trial recorded before the kill is still there, unchanged
+    assert [t.to_dict() for t in after[: len(before)]] == [t.to_dict() for t in before]
+    # nothing repeated: indices are 0..n-1 once each, one joint and one basic, budget spent once
+    assert [t.index for t in after] == list(range(len(after)))
+    kinds = Counter(t.kind for t in after)
+    assert kinds["joint"] == 1 and kinds["basic"] == 1
+    assert sum(1 for t in after if t.kind == "candidate" and t.status != "cached") == budget
+    # and no finished evaluation was trained again by the second worker
+    evaluations = Counter(
+        tuple(e["tokens"]) if e["tokens"] is not None else None
+        for e in support.logged_evaluations(tmp_path / "evaluations")
+    )
+    for t in before:
+        if t.status != "cached":
+            key = tuple(t.tokens) if t.tokens is not None else None
+            assert evaluations[key] == 1, f"trial {t.index} was evaluated {evaluations[key]} times"
+    # the controller resumed from its checkpoint rather than from scratch
+    iterations = storage.iterations(sid)
+    assert [it.index for it in iterations] == list(range(len(iterations)))
+
+
+def test_two_workers_on_one_queued_search_never_both_run_it(ray_session, storage, db_url, tmp_path):
+    sid = queue_search(storage, tmp_path, budget=4)
+    env = worker_env(db_url, ray_session)
+    workers = [start_worker(env, tmp_path, f"w{k}") for k in range(2)]
+    try:
+        support.wait_until(
+            lambda: storage.search_row(sid).status not in ("queued", "running"),
+            180,
+            what="the search to finish",
+        )
+    finally:
+        for w in workers:
+            support.stop(w)
+    row = storage.search_row(sid)
+    assert row.status == "succeeded", row.error
+    assert row.attempts == 1
+    logs = [(tmp_path / f"w{k}.log").read_text() for k in range(2)]
+    starters = [k for k, text in enumerate(logs) if f"search {sid}: starting" in text]
+    assert len(starters) == 1, logs
+    assert all("resuming" not in text for text in logs)
+    trials = storage.trials(sid)
+    assert [t.index for t in trials] == list(range(len(trials)))
+    evaluations = Counter(
+        tuple(e["tokens"]) if e["tokens"] is not None else None
+        for e in support.logged_evaluations(tmp_path / "evaluations")
+    )
+    assert max(evaluations.values()) == 1  # no genotype was trained twice
