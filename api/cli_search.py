@@ -19,11 +19,11 @@ if TYPE_CHECKING:
 RUNS_DIR = Path("runs")
 
 
-def make_storage(config: SearchConfig) -> tuple[SearchStorage, int]:
-    """Where this command records the search: (storage, search id)."""
-    from controller.storage import InMemoryStorage
+def make_storage(config: SearchConfig, checkpoint_dir: Path, resume: bool) -> tuple[SearchStorage, int]:
+    """Where this command records the search: (storage, search id) in the service's database."""
+    from api.cli_service import storage_for_cli_search
 
-    return InMemoryStorage(), 1
+    return storage_for_cli_search(config, checkpoint_dir, resume)
 
 
 def run_dir_for(runs_dir: Path, name: str) -> Path:
@@ -130,7 +130,7 @@ def _run(config: SearchConfig, checkpoint_dir: Path, resume: bool, evaluate_fn: 
     for name in ("ray", "ray.rllib", "ray.tune"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
-    storage, search_id = make_storage(config)
+    storage, search_id = make_storage(config, checkpoint_dir, resume)
     console = Console(stderr=True)
     progress = Progress(
         TextColumn("{task.description}"),

@@ -51,6 +51,25 @@ def _storage(database_url: str | None):  # noqa: ANN202
     return storage
 
 
+def storage_for_cli_search(config: Any, checkpoint_dir: Path, resume: bool) -> tuple[Any, int]:
+    """Where `auxnas search` records its search: a row in the same database as the service
+    (so `auxnas status` and `export` see it), owned by this process and never claimed by a
+    worker. `--resume` continues the row of the same checkpoint directory."""
+    from db.storage import LeaseLost, SqlStorage
+
+    storage: SqlStorage = _storage(None)
+    owner = f"cli:{socket.gethostname()}:{os.getpid()}"
+    search_id = storage.find_cli_search(str(Path(checkpoint_dir).resolve())) if resume else None
+    if search_id is not None:
+        try:
+            storage.take_over(search_id, owner)
+        except LeaseLost as e:
+            fail(f"--resume: {e}")
+    else:
+        search_id = storage.create_search(config, launched_by="cli", owner=owner)
+    return storage.fenced(owner), search_id
+
+
 def _logging(level: str = "INFO") -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
@@ -307,32 +326,30 @@ def _status_one(storage, search_id: int, limit: int, as_json: bool) -> None:  # 
     typer.echo("\n".join(lines))
     if not rows:
         return
-    table = Table(title=f"trials {rows[0].index}..{rows[-1].index} of {total}")
+    table = Table(title=f"trials {rows[0]['index']}..{rows[-1]['index']} of {total}")
     for col in ("index", "kind", "status", "reward", "seconds", "iteration", "genotype", "error"):
         table.add_column(
             col, justify="right" if col in ("index", "reward", "seconds", "iteration") else "left"
         )
     for t in rows:
-        err = f"{t.error.get('type')}: {t.error.get('message')}" if t.error else ""
+        err = f"{t['error'].get('type')}: {t['error'].get('message')}" if t["error"] else ""
         table.add_row(
-            str(t.index),
-            t.kind,
-            t.status + (" (early stop)" if t.early_stopped else ""),
-            _num(t.reward),
-            f"{t.seconds:.1f}",
-            "-" if t.iteration is None else str(t.iteration),
-            t.genotype_hash or "-",
+            str(t["index"]),
+            t["kind"],
+            t["status"] + (" (early stop)" if t["early_stopped"] else ""),
+            _num(t["reward"]),
+            f"{t['seconds']:.1f}",
+            "-" if t["iteration"] is None else str(t["iteration"]),
+            t["genotype_hash"] or "-",
             err[:60],
         )
     Console(width=max(120, _term_width())).print(table)
 
 
-def _trial_dict(t: Any) -> dict[str, Any]:
+def _trial_dict(t: dict[str, Any]) -> dict[str, Any]:
     from db.storage import trial_record
 
-    d = trial_record(t).to_dict()
-    d["created_at"] = t.created_at
-    return d
+    return {**trial_record(t).to_dict(), "created_at": t["created_at"]}
 
 
 def _plain(d: dict[str, Any], drop: tuple[str, ...] = ()) -> dict[str, Any]:

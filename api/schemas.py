@@ -9,7 +9,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from controller.config import SearchConfig
-from db.models import Trial
 from db.views import SearchSummary
 
 SearchStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -126,8 +125,6 @@ class SearchList(BaseModel):
 
 
 class TrialOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
     index: int
     kind: Literal["joint", "basic", "candidate"]
     status: Literal["succeeded", "failed", "cached"]
@@ -146,7 +143,7 @@ class TrialOut(BaseModel):
     created_at: datetime
 
     @classmethod
-    def of(cls, t: Trial) -> TrialOut:
+    def of(cls, t: dict[str, Any]) -> TrialOut:
         return cls.model_validate(t)
 
 

@@ -2,7 +2,8 @@
 GET /searches/{id}/trials for S seconds against `auxnas serve` on 127.0.0.1; prints requests/s,
 latency percentiles and errors.
 
-    .venv/bin/python bench/api_load.py                      # 50 clients, 20 s, real evaluator
+    .venv/bin/python bench/api_load.py                      # 50 clients each polling every 1 s, 20 s
+    .venv/bin/python bench/api_load.py --interval 0         # back to back: the most it can answer
     .venv/bin/python bench/api_load.py --evaluator fake     # controller.fakes.sleeping (2 s)
     .venv/bin/python bench/api_load.py --database-url postgresql+psycopg2://postgres@127.0.0.1/test
 
@@ -83,28 +84,32 @@ def wait_until(predicate, timeout: float, what: str) -> None:
 
 
 async def client_loop(
-    http: httpx.AsyncClient, sid: int, until: float, k: int, lat: dict, errors: list
+    http: httpx.AsyncClient, sid: int, until: float, offset: float, interval: float, lat: dict, errors: list
 ) -> None:
+    """One client: every `interval` seconds (0: back to back) GET the search, then its trials."""
     paths = (f"/searches/{sid}", f"/searches/{sid}/trials")
-    i = k  # clients start on alternating endpoints
+    await asyncio.sleep(offset)
     while time.perf_counter() < until:
-        which = i % 2
-        i += 1
-        t0 = time.perf_counter()
-        try:
-            r = await http.get(paths[which])
-            await r.aread()
-            ok = r.status_code == 200
-        except httpx.HTTPError as e:
-            ok, r = False, e
-        dt = time.perf_counter() - t0
-        if ok:
-            lat[which].append(dt)
-        else:
-            errors.append(str(getattr(r, "status_code", r)))
+        started = time.perf_counter()
+        for which, path in enumerate(paths):
+            t0 = time.perf_counter()
+            try:
+                r = await http.get(path)
+                ok = r.status_code == 200
+            except httpx.HTTPError as e:
+                ok, r = False, e
+            dt = time.perf_counter() - t0
+            if ok:
+                lat[which].append(dt)
+            else:
+                errors.append(str(getattr(r, "status_code", r)))
+        if interval:
+            await asyncio.sleep(max(0.0, started + interval - time.perf_counter()))
 
 
-async def run_load(base: str, sid: int, clients: int, seconds: float) -> tuple[dict, list, float]:
+async def run_load(
+    base: str, sid: int, clients: int, seconds: float, interval: float
+) -> tuple[dict, list, float]:
     lat: dict[int, list[float]] = {0: [], 1: []}
     errors: list[str] = []
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -112,9 +117,17 @@ async def run_load(base: str, sid: int, clients: int, seconds: float) -> tuple[d
         await http.get("/healthz")
         start_t = time.perf_counter()
         until = start_t + seconds
-        await asyncio.gather(*(client_loop(http, sid, until, k, lat, errors) for k in range(clients)))
+        # the clients' polls are spread evenly over the interval, as independent pollers would be
+        offsets = [interval * k / clients for k in range(clients)]
+        await asyncio.gather(*(client_loop(http, sid, until, o, interval, lat, errors) for o in offsets))
         elapsed = time.perf_counter() - start_t
     return lat, errors, elapsed
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -128,6 +141,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        help="seconds between one client's polls (a poll = GET the search, then its trials); "
+        "0 = back to back, which measures the most the server can answer",
+    )
     ap.add_argument("--evaluator", choices=("real", "fake"), default="real")
     ap.add_argument("--parallel-trials", type=int, default=1)
     ap.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temp dir")
@@ -179,7 +199,9 @@ def main() -> None:
 
         wait_until(recording, 300, f"{args.min_trials} trials to be recorded")
         trials_before = http.get(f"/searches/{sid}").json()["progress"]["trials"]
-        lat, errors, elapsed = asyncio.run(run_load(base, sid, args.clients, args.seconds))
+        server_cpu = cpu_seconds(server.pid)
+        lat, errors, elapsed = asyncio.run(run_load(base, sid, args.clients, args.seconds, args.interval))
+        server_cpu = cpu_seconds(server.pid) - server_cpu
         s = http.get(f"/searches/{sid}").json()
         trials_after = s["progress"]["trials"]
         status = s["status"]
@@ -192,12 +214,17 @@ def main() -> None:
     all_lat = lat[0] + lat[1]
     n = len(all_lat) + len(errors)
     backend = url.split(":", 1)[0]
+    poll = f"every {args.interval:g} s" if args.interval else "back to back"
     print(
-        f"api_load: {args.clients} clients, {elapsed:.1f} s, backend {backend}, evaluator {args.evaluator}, "
-        f"parallel_trials {args.parallel_trials}, cpus {os.cpu_count()}"
+        f"api_load: {args.clients} clients polling {poll}, {elapsed:.1f} s, backend {backend}, "
+        f"evaluator {args.evaluator}, parallel_trials {args.parallel_trials}, cpus {os.cpu_count()}, "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     print(f"search {sid} {status} during the load: trials {trials_before} -> {trials_after}")
-    print(f"requests {n}  errors {len(errors)}  requests/s {n / elapsed:.1f}")
+    print(
+        f"requests {n}  errors {len(errors)}  requests/s {n / elapsed:.1f}  "
+        f"server CPU {server_cpu:.1f} s = {server_cpu / max(n, 1) * 1e3:.2f} ms per request"
+    )
     for name, values in (
         ("GET /searches/{id}", lat[0]),
         ("GET /searches/{id}/trials", lat[1]),

@@ -85,6 +85,7 @@ class PPOStrategy(Strategy):
     def __init__(self, config: SearchConfig, space: SearchSpace) -> None:
         from controller.ppo import build_ppo_config
 
+        self.config = config
         self.space = space
         self.algo = build_ppo_config(config, space).build_algo()
         self.algo.episodes_per_update = config.controller.episodes_per_update

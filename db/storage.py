@@ -218,6 +218,16 @@ class SqlStorage(SearchStorage):
             row.attempts += 1
             return row
 
+    def find_cli_search(self, checkpoint_dir: str) -> int | None:
+        """The newest CLI search that used `checkpoint_dir` (for `auxnas search --resume`)."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(Search.id)
+                .where(Search.launched_by == "cli", Search.checkpoint_dir == checkpoint_dir)
+                .order_by(Search.id.desc())
+                .limit(1)
+            ).scalar()
+
     def request_cancel(self, search_id: int) -> str:
         """Ask a search to stop; returns its status afterwards. A queued search, or one whose
         worker died, is cancelled at once; a running one is stopped by its worker (it polls)."""
@@ -239,36 +249,36 @@ class SqlStorage(SearchStorage):
             return s.get(Search, search_id)
 
     def summary(self, search_id: int) -> views.SearchSummary | None:
-        with transaction(self.sessions) as s:
-            return views.search_summary(s, search_id)
+        with self.engine.connect() as conn:
+            return views.search_summary(conn, search_id)
 
     def list_searches(
         self, offset: int = 0, limit: int = 50, status: str | None = None
     ) -> tuple[list[views.SearchSummary], int]:
-        with transaction(self.sessions) as s:
-            return views.list_summaries(s, offset, limit, status)
+        with self.engine.connect() as conn:
+            return views.list_summaries(conn, offset, limit, status)
 
-    def trial_page(self, search_id: int, offset: int = 0, limit: int = 50) -> tuple[list[Trial], int]:
-        with transaction(self.sessions) as s:
-            return views.trial_page(s, search_id, offset, limit)
+    def trial_page(self, search_id: int, offset: int = 0, limit: int = 50) -> tuple[list[dict[str, Any]], int]:
+        with self.engine.connect() as conn:
+            return views.trial_page(conn, search_id, offset, limit)
 
-    def best_trial(self, search_id: int) -> Trial | None:
-        with transaction(self.sessions) as s:
-            return views.best_trial(s, search_id)
+    def search_exists(self, search_id: int) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(Search.id).where(Search.id == search_id)).first() is not None
 
     def best_genotype_json(self, search_id: int) -> dict[str, Any] | None:
         """Genotype JSON v1 of the best trial with reward, metrics and the search; None if none."""
-        with transaction(self.sessions) as s:
-            search = s.get(Search, search_id)
+        with self.engine.connect() as conn:
+            search = conn.execute(select(Search.name).where(Search.id == search_id)).first()
             if search is None:
                 raise UnknownSearch(search_id)
-            best = views.best_trial(s, search_id)
-        if best is None or not best.genotype:
+            best = views.best_trial(conn, search_id)
+        if best is None or not best["genotype"]:
             return None
-        doc = dict(best.genotype)
-        doc["reward"] = best.reward
-        doc["metrics"] = best.metrics or {}
-        doc["search"] = {"id": search.id, "name": search.name, "trial": best.index}
+        doc = dict(best["genotype"])
+        doc["reward"] = best["reward"]
+        doc["metrics"] = best["metrics"] or {}
+        doc["search"] = {"id": search_id, "name": search.name, "trial": best["index"]}
         return doc
 
     def expire_lease_now(self, search_id: int, owner: str) -> bool:
@@ -285,21 +295,15 @@ class SqlStorage(SearchStorage):
         self.engine.dispose()
 
 
-def trial_record(r: Trial) -> TrialRecord:
-    return TrialRecord(
-        index=r.index,
-        kind=r.kind,
-        status=r.status,
-        tokens=list(r.tokens) if r.tokens is not None else None,
-        genotype=r.genotype,
-        genotype_hash=r.genotype_hash,
-        reward=r.reward,
-        metrics=r.metrics or {},
-        seconds=r.seconds,
-        cached=r.cached,
-        early_stopped=r.early_stopped,
-        main_params=r.main_params,
-        aux_params=r.aux_params,
-        iteration=r.iteration,
-        error=r.error,
-    )
+_RECORD_FIELDS = tuple(TrialRecord.__dataclass_fields__)
+
+
+def trial_record(r: Trial | dict[str, Any]) -> TrialRecord:
+    """A stored trial (ORM row or a views dict) as the controller's record."""
+    get = r.get if isinstance(r, dict) else lambda k: getattr(r, k)
+    values = {k: get(k) for k in _RECORD_FIELDS}
+    values["tokens"] = list(values["tokens"]) if values["tokens"] is not None else None
+    values["metrics"] = values["metrics"] or {}
+    values["cached"] = bool(values["cached"])
+    values["early_stopped"] = bool(values["early_stopped"])
+    return TrialRecord(**values)

@@ -1,6 +1,8 @@
 """What the API and `auxnas status` show, always computed from the rows (nothing kept in memory).
 
 Progress, best reward and baseline rewards of a search are aggregates over its trial rows.
+The statements are built once with bound parameters: the API's polling endpoints then cost a
+few hundred microseconds of SQLAlchemy work instead of rebuilding the expressions per request.
 """
 
 from __future__ import annotations
@@ -9,8 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Integer, and_, bindparam, case, func, select
 
 from db.models import Search, Trial
 
@@ -65,99 +66,115 @@ class SearchSummary:
         return d
 
 
-def _aggregates(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
-    if not ids:
-        return {}
-
-    def count_if(cond):  # noqa: ANN001, ANN202
-        return func.sum(case((cond, 1), else_=0)).cast(Integer)
-
-    def reward_of(kind: str):  # noqa: ANN202
-        return func.max(case((and_(Trial.kind == kind, Trial.status != "failed"), Trial.reward)))
-
-    q = (
-        select(
-            Trial.search_id,
-            func.count().label("trials"),
-            count_if(and_(Trial.kind == "candidate", Trial.status != "cached")).label("evaluated"),
-            count_if(Trial.status == "cached").label("cached"),
-            count_if(Trial.status == "failed").label("failed"),
-            func.max(case((_SCORED, Trial.reward))).label("best_reward"),
-            reward_of("joint").label("joint"),
-            reward_of("basic").label("basic"),
-        )
-        .where(Trial.search_id.in_(ids))
-        .group_by(Trial.search_id)
-    )
-    return {row.search_id: row._asdict() for row in session.execute(q)}
+def _count_if(cond):  # noqa: ANN001, ANN202
+    return func.sum(case((cond, 1), else_=0)).cast(Integer)
 
 
-def _summary(row: Search, agg: dict[str, Any] | None, best_trial: int | None) -> SearchSummary:
-    agg = agg or {}
+def _reward_of(kind: str):  # noqa: ANN202
+    return func.max(case((and_(Trial.kind == kind, Trial.status != "failed"), Trial.reward)))
+
+
+_AGGREGATES = (
+    func.count().label("trials"),
+    _count_if(and_(Trial.kind == "candidate", Trial.status != "cached")).label("evaluated"),
+    _count_if(Trial.status == "cached").label("cached"),
+    _count_if(Trial.status == "failed").label("failed"),
+    func.max(case((_SCORED, Trial.reward))).label("best_reward"),
+    _reward_of("joint").label("joint"),
+    _reward_of("basic").label("basic"),
+)
+_AGG_ONE = select(*_AGGREGATES).where(Trial.search_id == bindparam("sid"))
+_AGG_MANY = (
+    select(Trial.search_id, *_AGGREGATES)
+    .where(Trial.search_id.in_(bindparam("ids", expanding=True)))
+    .group_by(Trial.search_id)
+)
+_SEARCH_COLUMNS = [c for c in Search.__table__.c]
+_SEARCH_ONE = select(*_SEARCH_COLUMNS).where(Search.id == bindparam("sid"))
+_BEST_ORDER = (Trial.reward.desc(), Trial.cached, Trial.index)
+_BEST_INDEX = select(Trial.index).where(Trial.search_id == bindparam("sid"), _SCORED).order_by(*_BEST_ORDER).limit(1)
+_TRIAL_COLUMNS = [c for c in Trial.__table__.c if c.name not in ("id", "search_id")]
+_BEST_TRIAL = (
+    select(*_TRIAL_COLUMNS).where(Trial.search_id == bindparam("sid"), _SCORED).order_by(*_BEST_ORDER).limit(1)
+)
+_TRIAL_PAGE = (
+    select(*_TRIAL_COLUMNS)
+    .where(Trial.search_id == bindparam("sid"))
+    .order_by(Trial.index)
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
+_TRIAL_COUNT = select(func.count()).select_from(Trial).where(Trial.search_id == bindparam("sid"))
+
+
+def _summary(row: Any, agg: Any, best_trial: int | None) -> SearchSummary:
+    def get(key: str) -> Any:
+        return agg[key] if agg is not None else None
+
     return SearchSummary(
-        id=row.id,
-        name=row.name,
-        status=row.status,
-        launched_by=row.launched_by,
-        error=row.error,
+        id=row["id"],
+        name=row["name"],
+        status=row["status"],
+        launched_by=row["launched_by"],
+        error=row["error"],
         progress=Progress(
-            evaluated=agg.get("evaluated") or 0,
-            cached=agg.get("cached") or 0,
-            failed=agg.get("failed") or 0,
-            trials=agg.get("trials") or 0,
-            budget=row.budget,
+            evaluated=get("evaluated") or 0,
+            cached=get("cached") or 0,
+            failed=get("failed") or 0,
+            trials=get("trials") or 0,
+            budget=row["budget"],
         ),
-        best_reward=agg.get("best_reward"),
+        best_reward=get("best_reward"),
         best_trial=best_trial,
-        baselines={"joint": agg.get("joint"), "basic": agg.get("basic")},
-        created_at=row.created_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        cancel_requested=row.cancel_requested,
-        worker_id=row.worker_id,
-        heartbeat_at=row.heartbeat_at,
-        lease_expires_at=row.lease_expires_at,
-        attempts=row.attempts,
-        checkpoint_dir=row.checkpoint_dir,
-        config=row.config,
+        baselines={"joint": get("joint"), "basic": get("basic")},
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        cancel_requested=bool(row["cancel_requested"]),
+        worker_id=row["worker_id"],
+        heartbeat_at=row["heartbeat_at"],
+        lease_expires_at=row["lease_expires_at"],
+        attempts=row["attempts"],
+        checkpoint_dir=row["checkpoint_dir"],
+        config=row["config"],
     )
 
 
-def best_trial(session: Session, search_id: int) -> Trial | None:
-    """The highest-reward trial with a genotype; among equals the earliest (not a cached copy)."""
-    q = (
-        select(Trial)
-        .where(Trial.search_id == search_id, _SCORED)
-        .order_by(Trial.reward.desc(), Trial.cached, Trial.index)
-        .limit(1)
-    )
-    return session.scalars(q).first()
-
-
-def search_summary(session: Session, search_id: int) -> SearchSummary | None:
-    row = session.get(Search, search_id)
+def search_summary(conn: Connection, search_id: int) -> SearchSummary | None:
+    row = conn.execute(_SEARCH_ONE, {"sid": search_id}).mappings().one_or_none()
     if row is None:
         return None
-    best = best_trial(session, search_id)
-    return _summary(row, _aggregates(session, [search_id]).get(search_id), best.index if best else None)
+    agg = conn.execute(_AGG_ONE, {"sid": search_id}).mappings().one()
+    best = conn.execute(_BEST_INDEX, {"sid": search_id}).scalar()
+    return _summary(row, agg, best)
 
 
 def list_summaries(
-    session: Session, offset: int = 0, limit: int = 50, status: str | None = None
+    conn: Connection, offset: int = 0, limit: int = 50, status: str | None = None
 ) -> tuple[list[SearchSummary], int]:
     """A page of searches, newest first, and how many there are in all."""
     where = [] if status is None else [Search.status == status]
-    total = session.scalar(select(func.count()).select_from(Search).where(*where)) or 0
-    rows = list(
-        session.scalars(select(Search).where(*where).order_by(Search.id.desc()).offset(offset).limit(limit))
+    total = conn.execute(select(func.count()).select_from(Search).where(*where)).scalar() or 0
+    rows = (
+        conn.execute(select(*_SEARCH_COLUMNS).where(*where).order_by(Search.id.desc()).offset(offset).limit(limit))
+        .mappings()
+        .all()
     )
-    aggs = _aggregates(session, [r.id for r in rows])
-    return [_summary(r, aggs.get(r.id), None) for r in rows], total
+    ids = [r["id"] for r in rows]
+    aggs = {a["search_id"]: a for a in conn.execute(_AGG_MANY, {"ids": ids}).mappings()} if ids else {}
+    return [_summary(r, aggs.get(r["id"]), None) for r in rows], total
 
 
-def trial_page(session: Session, search_id: int, offset: int, limit: int) -> tuple[list[Trial], int]:
-    total = session.scalar(select(func.count()).select_from(Trial).where(Trial.search_id == search_id))
-    rows = session.scalars(
-        select(Trial).where(Trial.search_id == search_id).order_by(Trial.index).offset(offset).limit(limit)
-    )
-    return list(rows), total or 0
+def best_trial(conn: Connection, search_id: int) -> dict[str, Any] | None:
+    """The highest-reward trial with a genotype; among equals the earliest (not a cached copy)."""
+    row = conn.execute(_BEST_TRIAL, {"sid": search_id}).mappings().one_or_none()
+    return dict(row) if row is not None else None
+
+
+def trial_page(conn: Connection, search_id: int, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """Trials as plain dicts (every column but the row id), in index order, and their total."""
+    total = conn.execute(_TRIAL_COUNT, {"sid": search_id}).scalar() or 0
+    if offset >= total:
+        return [], total
+    rows = conn.execute(_TRIAL_PAGE, {"sid": search_id, "offset": offset, "limit": limit}).mappings()
+    return [dict(r) for r in rows], total

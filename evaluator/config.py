@@ -27,7 +27,9 @@ class DataConfig(_Section):
     num_images: int = Field(600, ge=8, description="synthetic: training images (the test split is extra)")
     num_test_images: int = Field(200, ge=4, description="synthetic: test images")
     resolution: int = Field(64, ge=16, le=1024, description="synthetic: image side in pixels")
-    crop_size: list[int] | None = Field(None, description="[H, W] random training crop (any dataset); scoring uses whole images")
+    crop_size: list[int] | None = Field(
+        None, description="[H, W] random training crop (any dataset); scoring uses whole images"
+    )
     meta_val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     split_seed: int = 0
     seed: int = Field(0, description="synthetic: generator seed (the same images for every trial seed)")

@@ -111,7 +111,9 @@ def check_genotype(config: EvalConfig, genotype: Genotype | None) -> None:
             f"the config has num_aux_inputs={config.model.num_aux_inputs}"
         )
     if list(space.tasks) != list(config.tasks):
-        raise ValueError(f"tasks: the genotype's tasks {list(space.tasks)} differ from the config's {config.tasks}")
+        raise ValueError(
+            f"tasks: the genotype's tasks {list(space.tasks)} differ from the config's {config.tasks}"
+        )
 
 
 def pick_device(config: EvalConfig, device: str | torch.device | None = None) -> torch.device:
@@ -244,7 +246,11 @@ class _Trial:
                 p = self.config.model.num_aux_inputs
                 aux_preds = self.aux(features[-p:], images.shape[-2:])
         main = {t: task.loss(preds[t], targets[t]) for t, task in self.tasks.items()}
-        aux = {t: task.loss(task.from_dense(aux_preds[t]), targets[t]) for t, task in self.tasks.items() if aux_preds}
+        aux = {
+            t: task.loss(task.from_dense(aux_preds[t]), targets[t])
+            for t, task in self.tasks.items()
+            if aux_preds
+        }
         total = self.weighting.combine(main)
         if aux:
             total = total + self.config.train.aux_weight * sum(aux.values())
@@ -253,7 +259,9 @@ class _Trial:
     def run(self, early_stop_below: float | None) -> EvalResult:
         tc = self.config.train
         steps = tc.steps
-        check_at = max(1, int(round(tc.early_stop_fraction * steps))) if early_stop_below is not None else None
+        check_at = (
+            max(1, int(round(tc.early_stop_fraction * steps))) if early_stop_below is not None else None
+        )
         nan_every = _NAN_CHECK_EVERY_CUDA if self.dev.type == "cuda" else 1
         bad = torch.zeros((), dtype=torch.bool, device=self.dev)
         eval_seconds = 0.0
@@ -268,11 +276,9 @@ class _Trial:
             images, targets = self._fetch(next(batches))
             total, main = self._losses(images, targets)
             bad |= ~torch.isfinite(total.detach())
-            if step % nan_every == 0 or step == steps or step == check_at:
-                if bool(bad):
-                    return self._failure(
-                        "NaNLoss", f"the training loss became NaN or infinite by step {step} (lr {lr:.3g})", step
-                    )
+            if (step % nan_every == 0 or step in (steps, check_at)) and bool(bad):
+                message = f"the training loss became NaN or infinite by step {step} (lr {lr:.3g})"
+                return self._failure("NaNLoss", message, step)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(total).backward()
             self.scaler.step(self.optimizer)
@@ -285,7 +291,9 @@ class _Trial:
                 metrics, reward = self.score()
                 eval_seconds += time.perf_counter() - t0
                 if reward < early_stop_below:
-                    return self._result(reward, metrics, step, time.perf_counter() - start, eval_seconds, True)
+                    return self._result(
+                        reward, metrics, step, time.perf_counter() - start, eval_seconds, True
+                    )
         if self.dev.type == "cuda":
             torch.cuda.synchronize(self.dev)
         t0 = time.perf_counter()

@@ -11,7 +11,8 @@ Datasets are cached per worker process by `evaluator.data.load_dataset`, so a wo
 many candidates prepares its tensors once.
 
 Only a worker process that dies (killed by the OS, node lost) surfaces as a Ray error from
-`ray.get`; `get_result` turns that into a failed `EvalResult` too.
+`ray.get`; `get_result` turns that into a failed `EvalResult` too. `submit` raises ValueError
+(naming `resources.num_gpus`) when the cluster has fewer GPUs than one trial asks for.
 """
 
 from __future__ import annotations
@@ -46,9 +47,23 @@ def submit(
     """
     fn = _remote_function()
     res = config.resources
+    if res.num_gpus > 0:
+        _check_gpus(res.num_gpus)
     return fn.options(num_cpus=res.num_cpus, num_gpus=res.num_gpus).remote(
         config, genotype, early_stop_below, evaluate_fn
     )
+
+
+def _check_gpus(num_gpus: float) -> None:
+    """A GPU request no node can meet would wait forever: say so instead."""
+    import ray
+
+    available = ray.cluster_resources().get("GPU", 0.0)
+    if available < num_gpus:
+        raise ValueError(
+            f"resources.num_gpus: each trial asks for {num_gpus:g} GPU(s) but the Ray cluster has {available:g}; "
+            "set resources.num_gpus: 0 to run on CPUs"
+        )
 
 
 def get_result(ref: ray.ObjectRef, timeout: float | None = None) -> EvalResult:
@@ -78,7 +93,9 @@ def run_trial(
             from evaluator.evaluate import evaluate as evaluate_fn
         result = evaluate_fn(config, genotype, early_stop_below=early_stop_below)
         if not isinstance(result, EvalResult):
-            return EvalResult.failure("TypeError", f"evaluate_fn returned {type(result).__name__}, not EvalResult")
+            return EvalResult.failure(
+                "TypeError", f"evaluate_fn returned {type(result).__name__}, not EvalResult"
+            )
         return result
     except Exception as e:  # a trial must never take its worker (or the search) down with it
         return failure_from_exception(e)

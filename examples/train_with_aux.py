@@ -47,13 +47,23 @@ class Scenes:
         floor = ys > horizon
         label = floor.long()  # 0 wall, 1 floor
         # the floor comes closer towards the bottom of the image; the wall stands behind it
-        depth = torch.where(floor, 2.0 + 6.0 * (1.0 - (ys - horizon) / (1.0 - horizon)), torch.full_like(ys, 8.0))
+        depth = torch.where(
+            floor, 2.0 + 6.0 * (1.0 - (ys - horizon) / (1.0 - horizon)), torch.full_like(ys, 8.0)
+        )
         normal = torch.zeros(3, s, s)
         normal[1][floor] = 1.0  # floor faces up
         normal[2][~floor] = 1.0  # wall faces the camera
         objects = []
         for _ in range(int(self._rand(1, 4))):
-            objects.append((self._rand(2.0, 7.0), int(self._rand(2, 4)), self._rand(0.1, 0.9), self._rand(0.1, 0.9), self._rand(0.08, 0.22)))
+            objects.append(
+                (
+                    self._rand(2.0, 7.0),
+                    int(self._rand(2, 4)),
+                    self._rand(0.1, 0.9),
+                    self._rand(0.1, 0.9),
+                    self._rand(0.08, 0.22),
+                )
+            )
         for d, cls, cy, cx, r in sorted(objects, reverse=True):  # far to near: near objects cover
             if cls == 2:  # box: a square facing the camera
                 mask = ((ys - cy).abs() < r) & ((xs - cx).abs() < r)
@@ -77,7 +87,11 @@ class Scenes:
 
     def batch(self, n: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         images, labels, depths, normals = zip(*(self.scene() for _ in range(n)), strict=True)
-        targets = {"segmentation": torch.stack(labels), "depth": torch.stack(depths), "normal": torch.stack(normals)}
+        targets = {
+            "segmentation": torch.stack(labels),
+            "depth": torch.stack(depths),
+            "normal": torch.stack(normals),
+        }
         return torch.stack(images), targets
 
 
@@ -193,13 +207,17 @@ def load_genotype(path: str | None):
         sys.exit(f"error: {e}" if str(e).startswith(path) else f"error: {path}: {e}")
     unknown = [t for t in genotype.space.tasks if t not in TASK_CHANNELS]
     if unknown:
-        sys.exit(f"error: {path}: task {unknown[0]!r}: this example has data for {', '.join(TASK_CHANNELS)} only")
+        sys.exit(
+            f"error: {path}: task {unknown[0]!r}: this example has data for {', '.join(TASK_CHANNELS)} only"
+        )
     return genotype
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--genotype", help="genotype JSON exported by auxnas (default: the `basic` structure)")
+    parser.add_argument(
+        "--genotype", help="genotype JSON exported by auxnas (default: the `basic` structure)"
+    )
     parser.add_argument("--steps", type=int, default=150, help="training steps (default 150)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--train-images", type=int, default=320, help="synthetic training scenes")
@@ -208,12 +226,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--aux-weight", type=float, default=1.0, help="weight of the auxiliary losses")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", help="write the deployable network's state_dict here")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     args = parser.parse_args(argv)
     if min(args.steps, args.batch_size, args.aux_channels) < 1 or args.size < 16:
         parser.error("--steps, --batch-size and --aux-channels must be >= 1, --size >= 16")
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be >= 1")
     if args.train_images < args.batch_size:
         parser.error("--train-images must be at least --batch-size")
 
+    if args.threads:
+        torch.set_num_threads(args.threads)  # small convolutions gain little from many threads
     genotype = load_genotype(args.genotype)
     tasks = list(genotype.space.tasks)
     torch.manual_seed(args.seed)

@@ -12,7 +12,13 @@ import pytest
 from search_space import parse_genotype
 from tests import service_support as support
 
-db_url = support.db_url
+
+@pytest.fixture
+def db_url(tmp_path):
+    """The default deployment: SQLite. (PostgreSQL runs the same worker and server code in
+    test_worker_processes.py and in the in-process API tests.)"""
+    return f"sqlite:///{tmp_path / 'auxnas.db'}"
+
 
 pytestmark = pytest.mark.slow
 

@@ -72,6 +72,25 @@ def test_a_cancelled_search_whose_worker_died_is_ended_not_resumed(storage):
     assert row.status == "cancelled" and row.finished_at is not None
 
 
+def race_for_claims(stores: list[SqlStorage]) -> list[tuple[str, object]]:
+    """Every store claims at the same moment from its own thread; returns the winners."""
+    barrier = threading.Barrier(len(stores))
+    wins: list[tuple[str, object]] = []
+
+    def race(k: int, st: SqlStorage) -> None:
+        barrier.wait()
+        c = claim_next(st, f"w{k}", 30)
+        if c is not None:
+            wins.append((f"w{k}", c))
+
+    threads = [threading.Thread(target=race, args=(k, st)) for k, st in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return wins
+
+
 def test_concurrent_claimers_on_one_search_have_exactly_one_winner(db_url):
     """Eight workers, each with its own engine (as separate processes would), race for one search."""
     from db.migrate import migrate
@@ -81,23 +100,9 @@ def test_concurrent_claimers_on_one_search_have_exactly_one_winner(db_url):
     try:
         for round_ in range(3):
             sid = stores[0].create_search(support.tiny_search_config(name=f"r{round_}"))
-            barrier = threading.Barrier(len(stores))
-            wins: list[str] = []
-
-            def race(k: int, st: SqlStorage) -> None:
-                barrier.wait()
-                c = claim_next(st, f"w{k}", 30)
-                if c is not None:
-                    assert c.search_id == sid
-                    wins.append(f"w{k}")
-
-            threads = [threading.Thread(target=race, args=(k, st)) for k, st in enumerate(stores)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            assert len(wins) == 1
-            assert stores[0].search_row(sid).worker_id == wins[0]
+            wins = race_for_claims(stores)
+            assert [c.search_id for _, c in wins] == [sid]
+            assert stores[0].search_row(sid).worker_id == wins[0][0]
             assert stores[0].search_row(sid).attempts == 1
     finally:
         for st in stores:

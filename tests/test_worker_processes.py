@@ -22,7 +22,6 @@ storage = support.storage
 pytestmark = pytest.mark.slow
 
 LEASE = 3.0
-STRATEGY = "random"
 
 
 def worker_env(db_url, ray_session) -> dict[str, str]:
@@ -44,13 +43,13 @@ def start_worker(env, tmp_path, name: str):
     return support.start_auxnas(args, env, tmp_path / f"{name}.log")
 
 
-def queue_search(storage: SqlStorage, tmp_path, budget: int) -> int:
+def queue_search(storage: SqlStorage, tmp_path, budget: int, strategy: str) -> int:
     log_dir = tmp_path / "evaluations"
     log_dir.mkdir()
     config = support.tiny_search_config(
         name="resumable",
         data={"root": str(log_dir)},
-        search={"strategy": STRATEGY, "budget": budget, "parallel_trials": 2, "early_stop": False},
+        search={"strategy": strategy, "budget": budget, "parallel_trials": 2, "early_stop": False},
         controller={"episodes_per_update": 2},
     )
     return storage.create_search(config)
@@ -60,7 +59,7 @@ def test_a_killed_worker_is_resumed_without_losing_or_repeating_a_trial(
     ray_session, storage, db_url, tmp_path
 ):
     budget = 10
-    sid = queue_search(storage, tmp_path, budget)
+    sid = queue_search(storage, tmp_path, budget, "ppo")  # the controller resumes from its checkpoint
     env = worker_env(db_url, ray_session)
     first = start_worker(env, tmp_path, "first")
     try:
@@ -117,7 +116,7 @@ def test_a_killed_worker_is_resumed_without_losing_or_repeating_a_trial(
 
 
 def test_two_workers_on_one_queued_search_never_both_run_it(ray_session, storage, db_url, tmp_path):
-    sid = queue_search(storage, tmp_path, budget=4)
+    sid = queue_search(storage, tmp_path, budget=4, strategy="random")
     env = worker_env(db_url, ray_session)
     workers = [start_worker(env, tmp_path, f"w{k}") for k in range(2)]
     try:

@@ -83,7 +83,9 @@ def _load(data_cfg, tasks: list[str]) -> Dataset:
 def _check_tasks(name: str, available: dict[str, TaskInfo], tasks: list[str]) -> None:
     for t in tasks:
         if t not in available:
-            raise ValueError(f"tasks: {t!r} is not a task of dataset {name!r} (it has {', '.join(available)})")
+            raise ValueError(
+                f"tasks: {t!r} is not a task of dataset {name!r} (it has {', '.join(available)})"
+            )
 
 
 def _synthetic(data_cfg) -> tuple[dict[str, TaskInfo], Split, Split]:

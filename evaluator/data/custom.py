@@ -53,7 +53,9 @@ def load_custom(spec: str, data_config: Any) -> tuple[dict[str, TaskInfo], Split
     except Exception as e:
         raise CustomDataError(f"{where}: the callable raised {type(e).__name__}: {e}") from None
     if not isinstance(doc, Mapping):
-        raise CustomDataError(f"{where}: must return a mapping with 'tasks', 'train' and 'test', got {type(doc).__name__}")
+        raise CustomDataError(
+            f"{where}: must return a mapping with 'tasks', 'train' and 'test', got {type(doc).__name__}"
+        )
     for key in ("tasks", "train", "test"):
         if key not in doc:
             raise CustomDataError(f"{where}: the returned mapping has no {key!r}")
@@ -70,9 +72,13 @@ def resolve_callable(spec: str):
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
-        raise CustomDataError(f"data.name: cannot import module {e.name!r} (is it installed or on PYTHONPATH?)") from None
+        raise CustomDataError(
+            f"data.name: cannot import module {e.name!r} (is it installed or on PYTHONPATH?)"
+        ) from None
     except Exception as e:
-        raise CustomDataError(f"data.name: importing {module_name!r} raised {type(e).__name__}: {e}") from None
+        raise CustomDataError(
+            f"data.name: importing {module_name!r} raised {type(e).__name__}: {e}"
+        ) from None
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise CustomDataError(f"data.name: {module_name!r} has no callable {attr!r}")
@@ -81,7 +87,9 @@ def resolve_callable(spec: str):
 
 def _tasks(doc: Any, where: str) -> dict[str, TaskInfo]:
     if not isinstance(doc, Mapping) or not doc:
-        raise CustomDataError(f"{where}: 'tasks' must be a non-empty mapping of name -> {{kind, num_classes}}")
+        raise CustomDataError(
+            f"{where}: 'tasks' must be a non-empty mapping of name -> {{kind, num_classes}}"
+        )
     tasks = {}
     for name, spec in doc.items():
         if not isinstance(name, str) or not name or ":" in name or name == "image":
@@ -108,7 +116,9 @@ def _split(doc: Any, tasks: dict[str, TaskInfo], where: str) -> Split:
         raise CustomDataError(f"{where}: must be a mapping with 'image' and one array per task")
     images = _tensor(doc["image"], f"{where}.image")
     if images.ndim != 4 or not images.is_floating_point():
-        raise CustomDataError(f"{where}.image: must be float (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+        raise CustomDataError(
+            f"{where}.image: must be float (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
+        )
     n, _, h, w = images.shape
     targets = {}
     for name, info in tasks.items():
@@ -121,7 +131,9 @@ def _split(doc: Any, tasks: dict[str, TaskInfo], where: str) -> Split:
 def _target(t: torch.Tensor, info: TaskInfo, n: int, h: int, w: int, where: str) -> torch.Tensor:
     if info.kind == "segmentation":
         if t.shape != (n, h, w) or t.is_floating_point():
-            raise CustomDataError(f"{where}: must be integer (N, H, W) = {(n, h, w)}, got {t.dtype} {tuple(t.shape)}")
+            raise CustomDataError(
+                f"{where}: must be integer (N, H, W) = {(n, h, w)}, got {t.dtype} {tuple(t.shape)}"
+            )
         if int(t.max()) >= info.num_classes or int(t.min()) < -1:
             raise CustomDataError(f"{where}: class indices must be in [-1, {info.num_classes})")
         return t.to(torch.int16)

@@ -77,10 +77,14 @@ def _load_split(split_dir: Path, tasks: list[str]) -> Split:
     for i, name in enumerate(names):
         images[i] = torch.from_numpy(_shaped(split_dir / "image" / f"{name}.npy", (h, w, 3))).permute(2, 0, 1)
         if "segmentation" in tasks:
-            targets["segmentation"][i] = torch.from_numpy(_labels(split_dir / "label" / f"{name}.npy", (h, w)))
+            targets["segmentation"][i] = torch.from_numpy(
+                _labels(split_dir / "label" / f"{name}.npy", (h, w))
+            )
         if "depth" in tasks:
             depth = _shaped(split_dir / "depth" / f"{name}.npy", (h, w, 1))
-            targets["depth"][i, 0] = torch.from_numpy(np.where(np.isfinite(depth[..., 0]), depth[..., 0], 0.0))
+            targets["depth"][i, 0] = torch.from_numpy(
+                np.where(np.isfinite(depth[..., 0]), depth[..., 0], 0.0)
+            )
         if "normal" in tasks:
             normal = _shaped(split_dir / "normal" / f"{name}.npy", (h, w, 3))
             targets["normal"][i] = torch.from_numpy(_unit_or_zero(normal)).permute(2, 0, 1)
@@ -104,7 +108,9 @@ def _labels(path: Path, shape: tuple[int, int]) -> np.ndarray:
         raise ValueError(f"data.root: {path} has shape {a.shape}, expected {shape}")
     a = np.where(np.isfinite(a), a, -1).astype(np.int64)
     if a.max() >= NUM_CLASSES:
-        raise ValueError(f"data.root: {path} has class {a.max()}; nyuv2 has classes 0..{NUM_CLASSES - 1} and -1")
+        raise ValueError(
+            f"data.root: {path} has class {a.max()}; nyuv2 has classes 0..{NUM_CLASSES - 1} and -1"
+        )
     return np.where(a < 0, -1, a).astype(np.int16)
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 CLASSES: tuple[str, ...] = ("floor", "wall", "ceiling", "cabinet", "table", "sphere", "cylinder")
 OBJECT_CLASSES: tuple[str, ...] = ("cabinet", "table", "sphere", "cylinder")
 FLOOR, WALL, CEILING, CABINET, TABLE, SPHERE, CYLINDER = range(len(CLASSES))
@@ -95,7 +95,9 @@ def load_or_generate(
     return arrays
 
 
-def generate(num_images: int, resolution: int, seed: int, difficulty: str = "normal") -> dict[str, np.ndarray]:
+def generate(
+    num_images: int, resolution: int, seed: int, difficulty: str = "normal"
+) -> dict[str, np.ndarray]:
     """`image` (N,H,W,3) uint8, `label` (N,H,W) int8, `depth` (N,H,W) float32 metres,
     `normal` (N,H,W,3) float32 unit camera-frame, `classification` (N,) int64 (index into
     OBJECT_CLASSES of the object covering the most pixels)."""
@@ -202,8 +204,12 @@ def render_scene(rng: np.random.Generator, rays_cam: np.ndarray, r: int, difficu
     wall_col = _hsv(rng, _PALETTE[WALL])
     ceil_col = _hsv(rng, _PALETTE[CEILING])
     plank = rng.uniform(2.0, 5.0)
-    floor_tex = 0.8 + 0.2 * (np.floor(hit_room[:, 0] * plank) % 2) * (0.6 + 0.4 * np.cos(hit_room[:, 2] * 9.0))
-    wall_tex = 0.9 + 0.1 * np.sin(hit_room[:, 1] * rng.uniform(3.0, 12.0)) * rng.uniform(0.3, 1.0 if hard else 0.6)
+    floor_tex = 0.8 + 0.2 * (np.floor(hit_room[:, 0] * plank) % 2) * (
+        0.6 + 0.4 * np.cos(hit_room[:, 2] * 9.0)
+    )
+    wall_tex = 0.9 + 0.1 * np.sin(hit_room[:, 1] * rng.uniform(3.0, 12.0)) * rng.uniform(
+        0.3, 1.0 if hard else 0.6
+    )
     room_albedo = np.where(
         (room_cls == FLOOR)[:, None],
         floor_col * floor_tex[:, None],
@@ -215,24 +221,24 @@ def render_scene(rng: np.random.Generator, rays_cam: np.ndarray, r: int, difficu
     hits.albedo[:] = room_albedo
 
     # objects stand on the floor in front of the camera (spheres may float)
-    n_objects = int(rng.integers(4, 9) if hard else rng.integers(2, 6))
+    n_objects = int(rng.integers(5, 10) if hard else rng.integers(3, 8))
     for _ in range(n_objects):
         cls = int(rng.choice([CABINET, TABLE, SPHERE, CYLINDER]))
         x = rng.uniform(-0.4, 0.4) * width
-        z = rng.uniform(1.5, min(far - 0.6, 5.5))
+        z = rng.uniform(1.3, min(far - 0.6, 5.0))
         colour = _object_colour(rng, cls, hard)
         if cls in (CABINET, TABLE):
             if cls == CABINET:
-                half = np.array([rng.uniform(0.2, 0.45), rng.uniform(0.45, 0.95), rng.uniform(0.2, 0.35)])
+                half = np.array([rng.uniform(0.25, 0.5), rng.uniform(0.5, 1.0), rng.uniform(0.25, 0.4)])
             else:
-                half = np.array([rng.uniform(0.4, 0.8), rng.uniform(0.2, 0.4), rng.uniform(0.3, 0.5)])
+                half = np.array([rng.uniform(0.45, 0.9), rng.uniform(0.25, 0.45), rng.uniform(0.35, 0.6)])
             t, normal = _box(eye, d, np.array([x, half[1], z]), half, rng.uniform(0, math.pi))
         elif cls == SPHERE:
-            radius = rng.uniform(0.2, 0.5)
+            radius = rng.uniform(0.25, 0.55)
             y = radius if rng.random() < 0.6 else rng.uniform(radius + 0.3, height - radius - 0.2)
             t, normal = _sphere(eye, d, np.array([x, y, z]), radius)
         else:
-            t, normal = _cylinder(eye, d, x, z, rng.uniform(0.12, 0.35), rng.uniform(0.5, 2.0))
+            t, normal = _cylinder(eye, d, x, z, rng.uniform(0.18, 0.4), rng.uniform(0.6, 2.0))
         y_hit = eye[1] + np.where(np.isfinite(t), t, 0.0) * d[:, 1]
         stripes = 0.85 + 0.15 * np.sign(np.sin(y_hit * rng.uniform(4.0, 14.0)))
         albedo = colour[None, :] * stripes[:, None]

@@ -17,7 +17,9 @@ class DenseHead(nn.Module):
         super().__init__()
         hidden = _hidden(in_channels)
         self.body = nn.Sequential(
-            nn.Conv2d(in_channels, hidden, 3, padding=1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True)
+            nn.Conv2d(in_channels, hidden, 3, padding=1, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU(inplace=True),
         )
         self.out = nn.Conv2d(hidden, out_channels, 1)
 
@@ -30,7 +32,9 @@ class ClassificationHead(nn.Module):
     def __init__(self, in_channels: int, num_classes: int) -> None:
         super().__init__()
         hidden = _hidden(in_channels)
-        self.body = nn.Sequential(nn.Linear(in_channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_classes))
+        self.body = nn.Sequential(
+            nn.Linear(in_channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_classes)
+        )
 
     def forward(self, x: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
         return self.body(x.mean(dim=(2, 3)))

@@ -32,9 +32,13 @@ def _make_divisible(v: float, divisor: int = 8) -> int:
     return new + divisor if new < 0.9 * v else new
 
 
-def _conv_bn(c_in: int, c_out: int, k: int = 3, stride: int = 1, dilation: int = 1, groups: int = 1, act=True):
+def _conv_bn(
+    c_in: int, c_out: int, k: int = 3, stride: int = 1, dilation: int = 1, groups: int = 1, act=True
+):
     layers: list[nn.Module] = [
-        nn.Conv2d(c_in, c_out, k, stride, padding=dilation * (k // 2), dilation=dilation, groups=groups, bias=False),
+        nn.Conv2d(
+            c_in, c_out, k, stride, padding=dilation * (k // 2), dilation=dilation, groups=groups, bias=False
+        ),
         nn.BatchNorm2d(c_out),
     ]
     if act:
@@ -83,7 +87,9 @@ class TinyEncoder(Encoder):
         stages = [_conv_bn(in_channels, widths[0], 3, stride, dil)]
         for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
             stride, dil = strides.next(2)
-            stages.append(nn.Sequential(_conv_bn(c_in, c_out, 3, stride, dil), _BasicBlock(c_out, strides.dilation)))
+            stages.append(
+                nn.Sequential(_conv_bn(c_in, c_out, 3, stride, dil), _BasicBlock(c_out, strides.dilation))
+            )
         self.stages = nn.ModuleList(stages)
         self.feature_channels = widths
 
@@ -115,7 +121,15 @@ class _InvertedResidual(nn.Module):
 
 class MobileNetV2Encoder(Encoder):
     # (expansion t, channels c, repeats n, stride s) per block group, as in the paper's Table 2
-    SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+    SETTINGS = (
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    )
 
     def __init__(self, in_channels: int, width_mult: float = 1.0, output_stride: int = 8) -> None:
         super().__init__()

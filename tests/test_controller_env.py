@@ -1,0 +1,130 @@
+"""The controller env and policy: masks, the previous token fed back, deferred rewards."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from controller.env import TokenEnv
+from controller.rl_module import FLOAT_MIN, masked_logits
+from search_space import Genotype, SearchSpace
+
+SPACES = [(1, ("a",)), (2, ("a", "b")), (3, ("segmentation", "depth", "normal")), (4, ("x", "y"))]
+
+
+def _env(num_inputs: int, tasks: tuple[str, ...]) -> TokenEnv:
+    return TokenEnv({"num_inputs": num_inputs, "tasks": list(tasks)})
+
+
+@settings(max_examples=60, deadline=None)
+@given(which=st.sampled_from(SPACES), seed=st.integers(0, 2**32 - 1))
+def test_episode_under_the_mask_is_a_valid_genotype(which, seed):
+    env = _env(*which)
+    rng = random.Random(seed)
+    obs, _ = env.reset()
+    prev = env.space.max_choices
+    done = False
+    while not done:
+        assert obs["prev_token"] == prev  # the sampled token is fed to the next step
+        assert env.observation_space.contains(obs)
+        valid = np.flatnonzero(obs["action_mask"] > 0.5)
+        assert len(valid) == env.space.choice_counts()[obs["position"]]
+        prev = int(rng.choice(valid))
+        obs, reward, done, truncated, info = env.step(prev)
+        assert reward == 0.0 and not truncated
+    assert env.space.invalid_token(info["tokens"]) is None
+    Genotype(env.space, tuple(info["tokens"]))
+
+
+def test_env_rejects_a_masked_choice():
+    env = _env(2, ("a", "b"))
+    env.reset()
+    with pytest.raises(ValueError, match="position 0"):
+        env.step(env.space.max_choices - 1)  # input token of cell (0, a) has 2 choices only
+
+
+def test_masked_logits_give_invalid_choices_zero_probability():
+    logits = torch.randn(4, 3, 7) * 50
+    mask = (torch.rand(4, 3, 7) > 0.5).float()
+    mask[..., 0] = 1.0
+    probs = torch.softmax(masked_logits(logits, mask), -1)
+    assert torch.all(probs[mask == 0] == 0)
+    assert torch.allclose(probs.sum(-1), torch.ones(4, 3))
+    assert masked_logits(logits, mask)[mask == 0].max() == FLOAT_MIN
+
+
+@pytest.fixture(scope="module")
+def ppo_strategy(ray_session):
+    from controller.config import SearchConfig
+    from controller.driver import space_for
+    from controller.strategies import PPOStrategy
+
+    config = SearchConfig(tasks=["a", "b", "c"], model={"num_aux_inputs": 3}, controller={"episodes_per_update": 16})
+    strategy = PPOStrategy(config, space_for(config))
+    yield strategy
+    strategy.close()
+
+
+def test_policy_samples_only_valid_genotypes(ppo_strategy):
+    """Property over sampled episodes: the RLlib module, with masks, never emits an invalid token,
+    even after updates that push probability mass around."""
+    space = ppo_strategy.space
+    rng = random.Random(0)
+    for _ in range(4):
+        genotypes = ppo_strategy.propose(16)
+        for g in genotypes:
+            assert space.invalid_token(g.tokens) is None
+        ppo_strategy.observe([rng.random() for _ in genotypes])
+
+
+def test_episodes_carry_previous_tokens_and_the_deferred_reward(ppo_strategy):
+    algo = ppo_strategy.algo
+    episodes = algo.sample_episodes(3)
+    for ep in episodes:
+        obs = ep.get_observations()
+        actions = np.asarray(ep.get_actions())
+        assert len(actions) == ppo_strategy.space.num_tokens
+        np.testing.assert_array_equal(obs["prev_token"][1:], actions)  # obs t+1 shows action t
+        assert obs["prev_token"][0] == ppo_strategy.space.max_choices  # start symbol
+    algo.learn(episodes, [0.25, 0.5, 1.0])
+    for ep, r in zip(episodes, [0.25, 0.5, 1.0], strict=True):
+        rewards = np.asarray(ep.get_rewards())
+        assert rewards[-1] == pytest.approx(r) and rewards.sum() == pytest.approx(r)
+    assert algo.weights_in_sync()
+
+
+def test_policy_conditions_on_the_previous_token(ppo_strategy):
+    from ray.rllib.core.columns import Columns
+
+    module = ppo_strategy.algo.env_runner.module
+    space = ppo_strategy.space
+    state = {k: torch.from_numpy(v).unsqueeze(0).repeat(2, 1, 1) for k, v in module.get_initial_state().items()}
+    mask = torch.ones(2, 1, space.max_choices)
+    batch = {
+        Columns.OBS: {"prev_token": torch.tensor([[0], [1]]), "position": torch.tensor([[5], [5]]), "action_mask": mask},
+        Columns.STATE_IN: state,
+    }
+    logits = module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS]
+    assert not torch.allclose(logits[0], logits[1])
+
+
+def test_restored_weights_reach_the_env_runner(ppo_strategy, tmp_path):
+    from controller.strategies import PPOStrategy
+
+    ppo_strategy.observe([0.3] * len(ppo_strategy.propose(4)))
+    ppo_strategy.save(tmp_path)
+    saved = ppo_strategy.algo.learner_group.get_weights()["default_policy"]
+
+    other = PPOStrategy(ppo_strategy.config, ppo_strategy.space)
+    try:
+        other.restore(tmp_path)  # raises if the env runner did not get the weights
+        runner = other.algo.env_runner.module.get_state(inference_only=True)
+        for key, value in runner.items():
+            np.testing.assert_array_equal(np.asarray(value), np.asarray(saved[key]))
+    finally:
+        other.close()

@@ -1,0 +1,369 @@
+"""The deployment files, checked without a Docker engine: docker-compose.yml (and the multi-node
+override) against the Compose specification's JSON schema and against what the services need;
+docker/Dockerfile and .dockerignore against the repository."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+from importlib.metadata import requires, version
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+COMPOSE = REPO / "docker-compose.yml"
+MULTINODE = REPO / "docker" / "compose.multinode.yml"
+DOCKERFILE = REPO / "docker" / "Dockerfile"
+ENV_EXAMPLE = REPO / ".env.example"
+SCHEMA = json.loads((REPO / "tests" / "data" / "compose_spec.json").read_text())
+AUXNAS_SERVICES = ("ray-head", "api", "worker")
+SECRETS = ("AUXNAS_API_TOKEN", "POSTGRES_PASSWORD", "RAY_AUTH_TOKEN")
+# ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR?error}; `$$` is a literal `$`
+VARIABLE = re.compile(
+    r"\$(?:\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?])?(?P<arg>[^}]*)\}|(?P<bare>[A-Za-z_]\w*))"
+)
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def env_example() -> dict[str, str]:
+    values = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, sep, value = line.partition("=")
+            assert sep, f".env.example: not KEY=VALUE: {line!r}"
+            values[key.strip()] = value.strip()
+    return values
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's variable substitution (the subset the files use)."""
+
+    def sub(m: re.Match) -> str:
+        name = m["name"] or m["bare"]
+        value = env.get(name)
+        op = m["op"] or ""
+        if op.endswith("-"):
+            return value if value or (op == "-" and value is not None) else m["arg"]
+        if op.endswith("?") and not value:
+            raise KeyError(f"{name}: {m['arg']}")
+        return value or ""
+
+    return "$".join(VARIABLE.sub(sub, part) for part in text.split("$$"))
+
+
+def filled_env() -> dict[str, str]:
+    """.env.example with its secrets filled in, as a user's .env would be."""
+    env = env_example()
+    for secret in SECRETS:
+        env[secret] = "0123456789abcdef" * 4
+    env["AUXNAS_HEAD_IP"] = "10.1.2.3"
+    return env
+
+
+def merge(base, override):
+    """Compose's merge of an override file: maps merge key by key, other values are replaced."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for key, value in override.items():
+            out[key] = merge(base[key], value) if key in base else value
+        return out
+    return override
+
+
+def compose(*paths: Path) -> dict:
+    doc: dict = {}
+    for path in paths:
+        doc = merge(doc, yaml.safe_load(interpolate(path.read_text(), filled_env())))
+    return doc
+
+
+def validate(doc: dict) -> None:
+    cls = jsonschema.validators.validator_for(SCHEMA)
+    cls(SCHEMA).validate(doc)
+
+
+def parse_size(text: str | int) -> int:
+    """Compose byte sizes: 2gb, 16g, 512m, or a number of bytes."""
+    if isinstance(text, int):
+        return text
+    m = re.fullmatch(r"(\d+)\s*([kmg]?)b?", str(text).strip().lower())
+    assert m, f"not a size: {text!r}"
+    return int(m[1]) * {"": 1, "k": 2**10, "m": 2**20, "g": 2**30}[m[2]]
+
+
+def option(command: list[str], name: str) -> str | None:
+    for i, arg in enumerate(command):
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+        if arg == name:
+            return command[i + 1]
+    return None
+
+
+# ---------------------------------------------------------------- schema
+
+
+@pytest.mark.parametrize(
+    "paths",
+    [(COMPOSE,), (MULTINODE,), (COMPOSE, MULTINODE)],
+    ids=["docker-compose.yml", "compose.multinode.yml", "merged"],
+)
+def test_compose_files_are_valid_against_the_compose_spec(paths):
+    for path in paths:
+        validate(load(path))  # as written, variables unexpanded
+    validate(compose(*paths))  # and as docker compose sees it with a filled-in .env
+
+
+def test_the_schema_rejects_what_compose_rejects():
+    """The vendored schema really validates (a guard against a schema that accepts anything)."""
+    doc = compose(COMPOSE)
+    doc["services"]["api"]["healthcheck"]["every"] = "5s"
+    with pytest.raises(jsonschema.ValidationError):
+        validate(doc)
+    doc = compose(COMPOSE)
+    doc["services"]["worker"]["depends_on"]["ray-head"]["condition"] = "service_ready"
+    with pytest.raises(jsonschema.ValidationError):
+        validate(doc)
+
+
+# ---------------------------------------------------------------- services
+
+
+def test_every_service_has_a_healthcheck_and_waits_for_healthy_dependencies():
+    services = compose(COMPOSE)["services"]
+    assert set(services) == {"postgres", "ray-head", "api", "worker"}
+    for name, service in services.items():
+        check = service.get("healthcheck")
+        assert check and check.get("test") and not check.get("disable"), f"{name}: no healthcheck"
+        for dep, how in (service.get("depends_on") or {}).items():
+            assert dep in services, f"{name} depends on unknown {dep}"
+            assert how == {"condition": "service_healthy"}, f"{name} -> {dep}: {how}"
+            assert services[dep].get("healthcheck"), f"{name} waits for {dep}, which has no healthcheck"
+    assert set(services["api"]["depends_on"]) == {"postgres"}
+    assert set(services["worker"]["depends_on"]) >= {"postgres", "ray-head"}
+    assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+
+
+def test_start_order_has_no_cycle():
+    services = compose(COMPOSE)["services"]
+    done: set[str] = set()
+    while len(done) < len(services):
+        ready = {n for n, s in services.items() if n not in done and set(s.get("depends_on") or {}) <= done}
+        assert ready, f"dependency cycle among {set(services) - done}"
+        done |= ready
+
+
+def test_auxnas_services_run_the_one_image_built_from_docker_dockerfile():
+    services = compose(COMPOSE)["services"]
+    images = set()
+    for name in AUXNAS_SERVICES:
+        service = services[name]
+        build = service["build"]
+        assert (REPO / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE, name
+        images.add(service["image"])
+        assert service.get("init") is True, f"{name}: signals need an init process"
+    assert len(images) == 1 and images.pop().startswith("auxnas:")
+    postgres = services["postgres"]["image"]
+    assert re.fullmatch(r"postgres:\d+(\.\d+)*(-alpine)?", postgres), f"pin postgres: {postgres}"
+
+
+def test_ray_head_has_all_gpus_and_room_for_its_object_store():
+    head = compose(COMPOSE)["services"]["ray-head"]
+    devices = head["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
+    command = head["command"]
+    assert command[:3] == ["ray", "start", "--head"] and "--block" in command
+    store = int(option(command, "--object-store-memory"))
+    assert parse_size(head["shm_size"]) >= store * 1.05, "Ray's object store must fit in /dev/shm"
+    assert head["environment"]["RAY_AUTH_MODE"] == "token"
+
+
+def test_api_runs_serve_without_worker_on_8000_against_postgres_with_the_token():
+    doc = compose(COMPOSE)
+    api = doc["services"]["api"]
+    assert api["command"] == ["auxnas", "serve", "--no-worker", "--host", "0.0.0.0", "--port", "8000"]
+    assert api["ports"] == ["8000:8000"]
+    env = api["environment"]
+    assert (
+        env["AUXNAS_DATABASE_URL"]
+        == f"postgresql+psycopg2://auxnas:{'0123456789abcdef' * 4}@postgres:5432/auxnas"
+    )
+    assert env["AUXNAS_API_TOKEN"] == "0123456789abcdef" * 4
+    assert "RAY_ADDRESS" not in env  # the api never drives Ray
+    pg = doc["services"]["postgres"]["environment"]
+    assert (pg["POSTGRES_USER"], pg["POSTGRES_DB"]) == ("auxnas", "auxnas")
+
+
+def test_worker_drives_the_ray_head_with_the_same_token_and_database():
+    services = compose(COMPOSE)["services"]
+    worker, head, api = services["worker"], services["ray-head"], services["api"]
+    assert worker["command"] == ["auxnas", "worker"]
+    env = worker["environment"]
+    assert env["RAY_ADDRESS"] == f"ray-head:{option(head['command'], '--port')}"
+    assert env["RAY_AUTH_MODE"] == head["environment"]["RAY_AUTH_MODE"] == "token"
+    assert env["RAY_AUTH_TOKEN"] == head["environment"]["RAY_AUTH_TOKEN"] != ""
+    assert env["AUXNAS_DATABASE_URL"] == api["environment"]["AUXNAS_DATABASE_URL"]
+    assert parse_size(worker["shm_size"]) > 1_000_000_000  # the entrypoint's default object store
+
+
+def test_checkpoints_and_database_live_on_named_volumes():
+    doc = compose(COMPOSE)
+    services, volumes = doc["services"], doc["volumes"]
+
+    def named_mounts(service: dict) -> dict[str, str]:
+        mounts = {}
+        for spec in service.get("volumes", []):
+            source, target = spec.split(":")[:2]
+            if source in volumes:
+                mounts[target] = source
+        return mounts
+
+    assert named_mounts(services["postgres"]) == {"/var/lib/postgresql/data": "postgres-data"}
+    data = {name: named_mounts(services[name]) for name in ("ray-head", "worker", "api")}
+    for name, mounts in data.items():
+        data_dir = services[name]["environment"]["AUXNAS_DATA_DIR"]
+        owning = [t for t in mounts if data_dir == t or data_dir.startswith(t.rstrip("/") + "/")]
+        assert owning, f"{name}: AUXNAS_DATA_DIR {data_dir} is not on a named volume"
+        assert mounts[owning[0]] == "auxnas-data"
+    assert (
+        services["worker"]["environment"]["AUXNAS_DATA_DIR"]
+        == services["ray-head"]["environment"]["AUXNAS_DATA_DIR"]
+    )
+
+
+def test_every_variable_is_in_env_example_and_the_secrets_are_required():
+    documented = env_example()
+    for path in (COMPOSE, MULTINODE):
+        text = path.read_text().replace("$$", "")
+        for m in VARIABLE.finditer(text):
+            name = m["name"] or m["bare"]
+            assert name in documented, f"{path.name}: ${{{name}}} is not in .env.example"
+    text = COMPOSE.read_text()
+    for secret in SECRETS:
+        assert documented[secret] == "", f".env.example must not ship a value for {secret}"
+        assert re.search(r"\$\{" + secret + r":\?", text), f"{secret} must be required (${{{secret}:?...}})"
+    env = filled_env()
+    del env["AUXNAS_API_TOKEN"]
+    with pytest.raises(KeyError, match="AUXNAS_API_TOKEN"):
+        interpolate(text, env)
+
+
+def test_multinode_override_puts_ray_on_the_host_network():
+    services = compose(COMPOSE, MULTINODE)["services"]
+    for name in ("ray-head", "worker"):
+        service = services[name]
+        assert service["network_mode"] == "host", name
+        assert "ports" not in service and "networks" not in service, f"{name}: host network has no ports"
+    head, worker = services["ray-head"], services["worker"]
+    assert option(head["command"], "--node-ip-address") == "10.1.2.3"
+    assert worker["environment"]["RAY_ADDRESS"] == f"10.1.2.3:{option(head['command'], '--port')}"
+    assert worker["environment"]["AUXNAS_NODE_IP"] == "10.1.2.3"
+    published = services["postgres"]["ports"][0]
+    host_ip, host_port, _ = published.split(":")
+    assert host_ip == "127.0.0.1"  # reachable by the host-network worker only
+    assert f"@127.0.0.1:{host_port}/auxnas" in worker["environment"]["AUXNAS_DATABASE_URL"]
+    # what the override does not touch stays: GPUs, token, volumes
+    assert head["deploy"]["resources"]["reservations"]["devices"][0]["count"] == "all"
+    assert worker["environment"]["RAY_AUTH_MODE"] == "token"
+    assert any(v.startswith("auxnas-data:") for v in worker["volumes"])
+
+
+# ---------------------------------------------------------------- image
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def dockerignored(path: str) -> bool:
+    excluded = False
+    for line in (REPO / ".dockerignore").read_text().splitlines():
+        pattern = line.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        negate = pattern.startswith("!")
+        pattern = pattern.lstrip("!").strip("/")
+        parts = Path(path).parts
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        hit = any(fnmatch.fnmatch(p, pattern) or fnmatch.fnmatch(p, "**/" + pattern) for p in prefixes)
+        hit = hit or (pattern.startswith("**/") and any(fnmatch.fnmatch(part, pattern[3:]) for part in parts))
+        if hit:
+            excluded = not negate
+    return excluded
+
+
+def test_dockerfile_uses_a_pinned_cuda_pytorch_base_and_keeps_its_torch():
+    instructions = dockerfile_instructions()
+    base = [rest for word, rest in instructions if word == "FROM"]
+    assert len(base) == 1
+    assert re.fullmatch(r"pytorch/pytorch:\d+\.\d+\.\d+-cuda\d+\.\d+-cudnn\d+-runtime", base[0]), base[0]
+    pip_installs = [rest for word, rest in instructions if word == "RUN" and "pip install" in rest]
+    assert pip_installs
+    for run in pip_installs:
+        for cmd in run.split("&&"):
+            if "pip install" in cmd:
+                assert "-c constraints.txt" in cmd, f"unconstrained install could replace torch: {cmd}"
+    # the base image's own torch is pinned before the first install
+    assert "version('torch')" in pip_installs[0] and ">> constraints.txt" in pip_installs[0]
+
+
+def test_dockerfile_runs_as_a_non_root_user_with_healthcheck_and_entrypoint():
+    instructions = dockerfile_instructions()
+    words = [w for w, _ in instructions]
+    users = [rest for word, rest in instructions if word == "USER"]
+    assert users and users[-1] not in ("root", "0")
+    assert words.index("USER") > max(i for i, w in enumerate(words) if w == "RUN"), "RUN after USER"
+    health = [rest for word, rest in instructions if word == "HEALTHCHECK"]
+    assert len(health) == 1 and "/opt/auxnas/docker/healthcheck.py" in health[0]
+    (entrypoint,) = [json.loads(rest) for word, rest in instructions if word == "ENTRYPOINT"]
+    assert entrypoint == ["/opt/auxnas/docker/entrypoint.sh"]
+    script = REPO / "docker" / "entrypoint.sh"
+    assert os.access(script, os.X_OK) and script.read_text().startswith("#!/bin/sh")
+    (cmd,) = [json.loads(rest) for word, rest in instructions if word == "CMD"]
+    assert cmd[:2] == ["auxnas", "serve"]
+
+
+def test_everything_the_dockerfile_copies_exists_and_reaches_the_build_context():
+    copied = []
+    for word, rest in dockerfile_instructions():
+        if word == "COPY":
+            args = [a for a in rest.split() if not a.startswith("--")]
+            copied += args[:-1]
+    assert {"pyproject.toml", "README.md", "search_space", "api", "db", "docker/entrypoint.sh"} <= set(copied)
+    for source in copied:
+        assert (REPO / source).exists(), f"COPY {source}: missing"
+        assert not dockerignored(source), f"COPY {source}: excluded by .dockerignore"
+    for secret_or_junk in (".env", ".venv", ".git", "tests", "runs/x", "api/__pycache__/cli.cpython-311.pyc"):
+        assert dockerignored(secret_or_junk), f"{secret_or_junk} would be sent to the Docker daemon"
+
+
+def test_image_pins_the_versions_the_tests_run_with():
+    pins = {}
+    for line in (REPO / "docker" / "constraints.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, _, pinned = line.partition("==")
+            pins[name] = pinned
+    assert "ray" in pins and "torch" not in pins  # torch comes from the base image
+    for name, pinned in pins.items():
+        assert version(name) == pinned, (
+            f"docker/constraints.txt pins {name}=={pinned}, tests run {version(name)}"
+        )
+    deps = [d for d in requires("auxnas") if "extra ==" not in d]
+    named = {re.split(r"[\[<>=!~ ;]", d, maxsplit=1)[0].lower() for d in deps}
+    assert set(pins) - {"starlette"} <= named, "a pin for a package the project does not depend on"

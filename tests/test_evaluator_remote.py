@@ -1,0 +1,102 @@
+"""The Ray entry point: real evaluations on the CPU with num_gpus=0, and structured failures."""
+
+from __future__ import annotations
+
+import pytest
+
+from evaluator.config import EvalConfig
+from evaluator.remote import failure_from_exception, get_result, run_trial, submit
+from evaluator.result import EvalResult
+from search_space import SearchSpace, basic_genotype
+
+
+def _config(root: str, **train) -> EvalConfig:
+    return EvalConfig.model_validate(
+        {
+            "tasks": ["segmentation", "depth"],
+            "data": {"num_images": 16, "num_test_images": 4, "resolution": 16, "root": root},
+            "model": {"aux_channels": 8, "num_aux_inputs": 2},
+            "train": {"steps": 3, "batch_size": 4, "eval_batch_size": 8, **train},
+            "resources": {"num_cpus": 1, "num_gpus": 0},
+        }
+    )
+
+
+def raising_evaluate(config, genotype, *, early_stop_below=None):
+    raise RuntimeError("boom\nsecond line")
+
+
+def oom_evaluate(config, genotype, *, early_stop_below=None):
+    raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def echo_evaluate(config, genotype, *, early_stop_below=None):
+    import os
+
+    from evaluator.data import load_dataset
+
+    dataset = load_dataset(config.data, config.tasks)
+    # the same worker process returns the same cached dataset object
+    return EvalResult(ok=True, reward=early_stop_below, device=f"{os.getpid()}:{id(dataset)}")
+
+
+def not_a_result(config, genotype, *, early_stop_below=None):
+    return 0.5
+
+
+def test_ray_path_runs_a_real_evaluation_on_cpu(ray_session, tmp_path):
+    cfg = _config(str(tmp_path))
+    genotype = basic_genotype(SearchSpace(2, ("segmentation", "depth")))
+    refs = [submit(cfg, genotype), submit(cfg, None)]
+    results = [get_result(ref, timeout=300) for ref in refs]
+    for r in results:
+        assert isinstance(r, EvalResult) and r.ok, r.error
+        assert r.device == "cpu" and 0.0 <= r.reward <= 1.0
+    assert results[0].aux_params > 0 and results[1].aux_params == 0
+    # the same evaluation in-process gives the same reward (same seed, CPU)
+    assert run_trial(cfg, genotype).reward == results[0].reward
+
+
+def test_ray_path_turns_exceptions_into_failed_results(ray_session, tmp_path):
+    cfg = _config(str(tmp_path))
+    failed = ray_session.get(submit(cfg, None, evaluate_fn=raising_evaluate), timeout=120)
+    assert not failed.ok and failed.error == {"type": "RuntimeError", "message": "boom second line"}
+    oom = ray_session.get(submit(cfg, None, evaluate_fn=oom_evaluate), timeout=120)
+    assert oom.error["type"] == "OutOfMemory"
+    nan = get_result(
+        submit(
+            _config(str(tmp_path), lr=1e12, steps=12),
+            basic_genotype(SearchSpace(2, ("segmentation", "depth"))),
+        )
+    )
+    assert not nan.ok and nan.error["type"] == "NaNLoss"
+    mismatch = get_result(submit(cfg, basic_genotype(SearchSpace(3, ("segmentation", "depth")))))
+    assert mismatch.error["type"] == "ValueError" and "model.num_aux_inputs" in mismatch.error["message"]
+    wrong = get_result(submit(cfg, None, evaluate_fn=not_a_result))
+    assert wrong.error["type"] == "TypeError"
+
+
+def test_early_stop_threshold_and_evaluate_fn_reach_the_worker(ray_session, tmp_path):
+    cfg = _config(str(tmp_path))
+    results = [get_result(submit(cfg, None, 0.25, echo_evaluate)) for _ in range(3)]
+    assert all(r.reward == 0.25 for r in results)
+    # a worker process that runs several trials builds its dataset once
+    by_pid: dict[str, set[str]] = {}
+    for r in results:
+        pid, ident = r.device.split(":")
+        by_pid.setdefault(pid, set()).add(ident)
+    assert all(len(idents) == 1 for idents in by_pid.values())
+
+
+def test_gpu_requests_need_gpus_in_the_cluster(ray_session, tmp_path):
+    doc = _config(str(tmp_path)).model_dump()
+    doc["resources"]["num_gpus"] = 0.5
+    cfg = EvalConfig.model_validate(doc)
+    with pytest.raises(ValueError, match="resources.num_gpus"):
+        submit(cfg, None)
+
+
+def test_failure_from_exception_keeps_one_line():
+    r = failure_from_exception(ValueError("a\n  b"))
+    assert r.error == {"type": "ValueError", "message": "a b"} and not r.ok
+    assert failure_from_exception(MemoryError()).error["type"] == "OutOfMemory"
