@@ -20,8 +20,10 @@ def ensure_ray(num_cpus: float | None = None, num_gpus: float | None = None) -> 
 
     if ray.is_initialized():
         return os.environ.get("RAY_ADDRESS") or "local"
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     address = os.environ.get("RAY_ADDRESS") or None
+    if not address:
+        # a private Ray only this process talks to: no token needed (a cluster sets its own mode)
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     kwargs: dict = {"include_dashboard": False, "configure_logging": True, "logging_level": "WARNING"}
     try:
         if address:

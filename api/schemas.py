@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -167,3 +168,36 @@ class GenotypeDocument(BaseModel):
     reward: float | None = None
     metrics: dict[str, Any] | None = None
     search: dict[str, Any] | None = None
+
+
+def trial_page_json(rows: list[dict[str, Any]], total: int, offset: int, limit: int) -> bytes:
+    """A `TrialPage` body written directly from rows whose JSON columns are the stored JSON text
+    (`SqlStorage.trial_page(raw_json=True)`): that text was written by the storage from checked
+    values, so it is spliced in instead of being parsed and serialised again. Same document as
+    `TrialPage(...).model_dump_json()` (a test holds them equal)."""
+    items = []
+    for r in rows:
+        created = r["created_at"].astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        items.append(
+            f'{{"index":{r["index"]:d},"kind":{_str(r["kind"])},"status":{_str(r["status"])},'
+            f'"tokens":{r["tokens"] or "null"},"genotype":{r["genotype"] or "null"},'
+            f'"genotype_hash":{_str(r["genotype_hash"])},"reward":{_float(r["reward"])},'
+            f'"metrics":{r["metrics"] or "{}"},"seconds":{_float(r["seconds"])},'
+            f'"cached":{_bool(r["cached"])},"early_stopped":{_bool(r["early_stopped"])},'
+            f'"main_params":{r["main_params"]:d},"aux_params":{r["aux_params"]:d},'
+            f'"iteration":{"null" if r["iteration"] is None else format(r["iteration"], "d")},'
+            f'"error":{r["error"] or "null"},"created_at":"{created}"}}'
+        )
+    return f'{{"items":[{",".join(items)}],"total":{total},"offset":{offset},"limit":{limit}}}'.encode()
+
+
+def _str(v: str | None) -> str:
+    return "null" if v is None else json.dumps(v)
+
+
+def _float(v: float | None) -> str:
+    return "null" if v is None else repr(float(v))  # stored values are finite: repr is valid JSON
+
+
+def _bool(v: Any) -> str:
+    return "true" if v else "false"

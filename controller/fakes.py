@@ -78,3 +78,31 @@ def failing_candidates(
     if genotype is None or genotype.tokens == basic_genotype(genotype.space).tokens:
         return target_share(config, genotype)
     raise RuntimeError(f"loss is NaN for {genotype.canonical_hash()}")
+
+
+def sleeping_candidates(
+    config: EvalConfig,
+    genotype: Genotype | None,
+    *,
+    early_stop_below: float | None = None,
+    seconds: float = 60.0,
+):
+    """Joint and basic at once, every candidate after `seconds` (to test cancel)."""
+    from search_space import basic_genotype
+
+    if genotype is not None and genotype.tokens != basic_genotype(genotype.space).tokens:
+        time.sleep(seconds)
+    return target_share(config, genotype, early_stop_below=early_stop_below)
+
+
+def recording(
+    config: EvalConfig,
+    genotype: Genotype | None,
+    *,
+    early_stop_below: float | None = None,
+    log_path: str,
+):
+    """`target_share`, appending the genotype's hash ("joint" for None) to `log_path` first."""
+    with open(log_path, "a", encoding="utf-8") as f:
+        f.write(("joint" if genotype is None else genotype.canonical_hash()) + "\n")
+    return target_share(config, genotype, early_stop_below=early_stop_below)

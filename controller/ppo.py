@@ -60,7 +60,7 @@ class DeferredRewardPPO(PPO):
             episodes=episodes,
             timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: getattr(self, "_env_steps_sampled", steps)},
             num_epochs=self.config.num_epochs,
-            minibatch_size=steps,  # one minibatch: a batch of episodes is small
+            minibatch_size=None,  # whole batch per epoch (RLlib sizes it in padded steps)
             shuffle_batch_per_epoch=False,
         )
         self.sync_env_runner_weights()
@@ -149,7 +149,7 @@ def build_ppo_config(config: SearchConfig, space: SearchSpace) -> PPOConfig:
             entropy_coeff=ctl.entropy_coeff,
             num_epochs=ctl.num_epochs,
             train_batch_size_per_learner=ctl.episodes_per_update * length,
-            minibatch_size=ctl.episodes_per_update * length,
+            minibatch_size=ctl.episodes_per_update * (length + 1),
             use_kl_loss=False,
             grad_clip=2.0,
             vf_clip_param=1.0,

@@ -258,9 +258,11 @@ class SqlStorage(SearchStorage):
         with self.engine.connect() as conn:
             return views.list_summaries(conn, offset, limit, status)
 
-    def trial_page(self, search_id: int, offset: int = 0, limit: int = 50) -> tuple[list[dict[str, Any]], int]:
+    def trial_page(
+        self, search_id: int, offset: int = 0, limit: int = 50, raw_json: bool = False
+    ) -> tuple[list[dict[str, Any]], int]:
         with self.engine.connect() as conn:
-            return views.trial_page(conn, search_id, offset, limit)
+            return views.trial_page(conn, search_id, offset, limit, raw_json)
 
     def search_exists(self, search_id: int) -> bool:
         with self.engine.connect() as conn:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Integer, and_, bindparam, case, func, select
+from sqlalchemy import Connection, Integer, Text, and_, bindparam, case, cast, func, select
 
 from db.models import Search, Trial
 
@@ -92,13 +92,28 @@ _AGG_MANY = (
 _SEARCH_COLUMNS = [c for c in Search.__table__.c]
 _SEARCH_ONE = select(*_SEARCH_COLUMNS).where(Search.id == bindparam("sid"))
 _BEST_ORDER = (Trial.reward.desc(), Trial.cached, Trial.index)
-_BEST_INDEX = select(Trial.index).where(Trial.search_id == bindparam("sid"), _SCORED).order_by(*_BEST_ORDER).limit(1)
+_BEST_INDEX = (
+    select(Trial.index).where(Trial.search_id == bindparam("sid"), _SCORED).order_by(*_BEST_ORDER).limit(1)
+)
 _TRIAL_COLUMNS = [c for c in Trial.__table__.c if c.name not in ("id", "search_id")]
 _BEST_TRIAL = (
-    select(*_TRIAL_COLUMNS).where(Trial.search_id == bindparam("sid"), _SCORED).order_by(*_BEST_ORDER).limit(1)
+    select(*_TRIAL_COLUMNS)
+    .where(Trial.search_id == bindparam("sid"), _SCORED)
+    .order_by(*_BEST_ORDER)
+    .limit(1)
 )
 _TRIAL_PAGE = (
     select(*_TRIAL_COLUMNS)
+    .where(Trial.search_id == bindparam("sid"))
+    .order_by(Trial.index)
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
+# the same page with the JSON columns as their stored text: the API splices that text into its
+# response instead of parsing it here and serialising it again (most of a trials request's CPU)
+JSON_COLUMNS = ("tokens", "genotype", "metrics", "error")
+_TRIAL_PAGE_RAW = (
+    select(*[cast(c, Text).label(c.name) if c.name in JSON_COLUMNS else c for c in _TRIAL_COLUMNS])
     .where(Trial.search_id == bindparam("sid"))
     .order_by(Trial.index)
     .offset(bindparam("offset"))
@@ -156,7 +171,9 @@ def list_summaries(
     where = [] if status is None else [Search.status == status]
     total = conn.execute(select(func.count()).select_from(Search).where(*where)).scalar() or 0
     rows = (
-        conn.execute(select(*_SEARCH_COLUMNS).where(*where).order_by(Search.id.desc()).offset(offset).limit(limit))
+        conn.execute(
+            select(*_SEARCH_COLUMNS).where(*where).order_by(Search.id.desc()).offset(offset).limit(limit)
+        )
         .mappings()
         .all()
     )
@@ -171,10 +188,14 @@ def best_trial(conn: Connection, search_id: int) -> dict[str, Any] | None:
     return dict(row) if row is not None else None
 
 
-def trial_page(conn: Connection, search_id: int, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-    """Trials as plain dicts (every column but the row id), in index order, and their total."""
+def trial_page(
+    conn: Connection, search_id: int, offset: int, limit: int, raw_json: bool = False
+) -> tuple[list[dict[str, Any]], int]:
+    """Trials as plain dicts (every column but the row id), in index order, and their total.
+    `raw_json`: the JSON columns (`JSON_COLUMNS`) as their stored JSON text, None for NULL."""
     total = conn.execute(_TRIAL_COUNT, {"sid": search_id}).scalar() or 0
     if offset >= total:
         return [], total
-    rows = conn.execute(_TRIAL_PAGE, {"sid": search_id, "offset": offset, "limit": limit}).mappings()
+    stmt = _TRIAL_PAGE_RAW if raw_json else _TRIAL_PAGE
+    rows = conn.execute(stmt, {"sid": search_id, "offset": offset, "limit": limit}).mappings()
     return [dict(r) for r in rows], total

@@ -16,9 +16,9 @@ from api.schemas import (
     SearchList,
     SearchOut,
     SearchStatus,
-    TrialOut,
     TrialPage,
     ValidationProblem,
+    trial_page_json,
 )
 from controller.config import SearchConfig
 from db.storage import SqlStorage, UnknownSearch
@@ -88,10 +88,10 @@ def list_trials(
     limit: int = Query(50, ge=1, le=1000),
     storage: SqlStorage = Depends(get_storage),
 ) -> Response:
-    rows, total = storage.trial_page(search_id, offset, limit)
+    rows, total = storage.trial_page(search_id, offset, limit, raw_json=True)
     if total == 0 and not storage.search_exists(search_id):
         raise not_found(search_id)
-    return json_of(TrialPage(items=[TrialOut.of(r) for r in rows], total=total, offset=offset, limit=limit))
+    return Response(trial_page_json(rows, total, offset, limit), media_type="application/json")
 
 
 @router.get(
