@@ -14,7 +14,6 @@ import logging
 import os
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -78,10 +77,19 @@ class Heartbeat(threading.Thread):
                     continue
                 until = None  # the lease ran out while the database was unreachable
             if until is None:
+                if self._ended_under_us():
+                    return  # the driver recorded the final status; nothing left to guard
                 log.error("search %s: lost the lease; stopping work on it", self.search_id)
                 self.storage.lease_lost.set()
                 return
             self.until = until
+
+    def _ended_under_us(self) -> bool:
+        try:
+            row = self.storage.search_row(self.search_id)
+        except Exception:  # noqa: BLE001 - cannot tell: treat the lease as lost
+            return False
+        return row is not None and row.worker_id == self.storage.owner and row.status != "running"
 
     def stop(self) -> None:
         self.stopped.set()
@@ -108,7 +116,6 @@ class Worker:
         self.poll_seconds = poll_seconds
         self.evaluate_fn = evaluate_fn
         self.stop_requested = threading.Event()
-        self.current: int | None = None  # the search being run now
 
     def run_forever(self, *, once: bool = False, max_searches: int | None = None) -> int:
         """Claim and run searches until stopped; `once`: return when nothing is queued.
@@ -138,7 +145,6 @@ class Worker:
         fenced = self.storage.fenced(self.worker_id)
         heartbeat = Heartbeat(fenced, sid, self.lease_seconds, claim.lease_expires_at)
         heartbeat.start()
-        self.current = sid
         verb = "resuming" if claim.resume else "starting"
         log.info("search %s: %s (attempt %d)", sid, verb, claim.attempts)
         try:
@@ -158,7 +164,6 @@ class Worker:
             raise
         finally:
             heartbeat.stop()
-            self.current = None
 
     def _run(self, fenced: SqlStorage, claim: Claim) -> str:
         from controller.config import SearchConfig
@@ -208,13 +213,3 @@ class Worker:
 def _one_line(e: BaseException | str, limit: int = 400) -> str:
     text = " ".join(str(e).split()) or (type(e).__name__ if isinstance(e, BaseException) else "")
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
-    """Poll `predicate` until true or `timeout` seconds passed (used by the CLI and tests)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()

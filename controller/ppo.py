@@ -149,7 +149,7 @@ def build_ppo_config(config: SearchConfig, space: SearchSpace) -> PPOConfig:
             entropy_coeff=ctl.entropy_coeff,
             num_epochs=ctl.num_epochs,
             train_batch_size_per_learner=ctl.episodes_per_update * length,
-            minibatch_size=ctl.episodes_per_update * (length + 1),
+            minibatch_size=ctl.episodes_per_update * length,  # unused: `learn` passes the batch whole
             use_kl_loss=False,
             grad_clip=2.0,
             vf_clip_param=1.0,

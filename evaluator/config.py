@@ -57,7 +57,7 @@ class ModelConfig(_Section):
     width_mult: float = Field(1.0, gt=0.0, le=4.0)
     pretrained: str | None = Field(None, description="local path of encoder weights (state_dict)")
     decoder: Literal["baseline"] = "baseline"
-    output_stride: Literal[8, 16, 32] = Field(
+    output_stride: Literal[4, 8, 16, 32] = Field(
         8, description="encoder stride of the deepest feature map; later stages dilate instead"
     )
     num_aux_inputs: int = Field(3, ge=1, le=8, description="P: encoder feature maps the aux modules read")

@@ -226,17 +226,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--aux-weight", type=float, default=1.0, help="weight of the auxiliary losses")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", help="write the deployable network's state_dict here")
-    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads for torch (default 1: small convolutions gain little from more)",
+    )
     args = parser.parse_args(argv)
     if min(args.steps, args.batch_size, args.aux_channels) < 1 or args.size < 16:
         parser.error("--steps, --batch-size and --aux-channels must be >= 1, --size >= 16")
-    if args.threads is not None and args.threads < 1:
+    if args.threads < 1:
         parser.error("--threads must be >= 1")
     if args.train_images < args.batch_size:
         parser.error("--train-images must be at least --batch-size")
 
-    if args.threads:
-        torch.set_num_threads(args.threads)  # small convolutions gain little from many threads
+    # Convolutions this small gain little from more threads, and on a busy machine more threads
+    # are far slower (measured: bench/example_train_with_aux.py).
+    torch.set_num_threads(args.threads)
     genotype = load_genotype(args.genotype)
     tasks = list(genotype.space.tasks)
     torch.manual_seed(args.seed)

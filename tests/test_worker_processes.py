@@ -50,7 +50,7 @@ def queue_search(storage: SqlStorage, tmp_path, budget: int, strategy: str) -> i
         name="resumable",
         data={"root": str(log_dir)},
         search={"strategy": strategy, "budget": budget, "parallel_trials": 2, "early_stop": False},
-        controller={"episodes_per_update": 2},
+        controller={"episodes_per_update": 4},
     )
     return storage.create_search(config)
 

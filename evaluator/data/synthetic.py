@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 CLASSES: tuple[str, ...] = ("floor", "wall", "ceiling", "cabinet", "table", "sphere", "cylinder")
 OBJECT_CLASSES: tuple[str, ...] = ("cabinet", "table", "sphere", "cylinder")
 FLOOR, WALL, CEILING, CABINET, TABLE, SPHERE, CYLINDER = range(len(CLASSES))
@@ -234,11 +234,11 @@ def render_scene(rng: np.random.Generator, rays_cam: np.ndarray, r: int, difficu
                 half = np.array([rng.uniform(0.45, 0.9), rng.uniform(0.25, 0.45), rng.uniform(0.35, 0.6)])
             t, normal = _box(eye, d, np.array([x, half[1], z]), half, rng.uniform(0, math.pi))
         elif cls == SPHERE:
-            radius = rng.uniform(0.25, 0.55)
+            radius = rng.uniform(0.35, 0.7)
             y = radius if rng.random() < 0.6 else rng.uniform(radius + 0.3, height - radius - 0.2)
             t, normal = _sphere(eye, d, np.array([x, y, z]), radius)
         else:
-            t, normal = _cylinder(eye, d, x, z, rng.uniform(0.18, 0.4), rng.uniform(0.6, 2.0))
+            t, normal = _cylinder(eye, d, x, z, rng.uniform(0.25, 0.45), rng.uniform(0.8, 2.2))
         y_hit = eye[1] + np.where(np.isfinite(t), t, 0.0) * d[:, 1]
         stripes = 0.85 + 0.15 * np.sign(np.sin(y_hit * rng.uniform(4.0, 14.0)))
         albedo = colour[None, :] * stripes[:, None]

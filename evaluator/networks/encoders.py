@@ -171,7 +171,12 @@ class ResNet50Encoder(Encoder):
             from torchvision.models import resnet50
         except ImportError:
             raise ValueError("model.encoder: resnet50 needs torchvision, which is not installed") from None
-        dilate = {8: [False, True, True], 16: [False, False, True], 32: [False, False, False]}[output_stride]
+        dilate = {
+            4: [True, True, True],
+            8: [False, True, True],
+            16: [False, False, True],
+            32: [False, False, False],
+        }[output_stride]
         net = resnet50(weights=None, replace_stride_with_dilation=dilate)
         if in_channels != 3:
             net.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
