@@ -3,7 +3,8 @@
 
 docker/entrypoint.sh records the container's command (one argument a line); the check follows it:
   auxnas serve [--port N] ...       GET http://127.0.0.1:N/healthz answers {"status": "ok"}
-  ray start --head [--port N] ...   `ray status` reaches the cluster at 127.0.0.1:N (default 6379)
+  ray start --head [--port N] ...   `ray status` reaches the cluster at 127.0.0.1:N (default 6379),
+                                    or at --node-ip-address:N when that is given
   ray start --address=A ...         `ray status` reaches the cluster at A
   auxnas worker                     `ray status` reaches RAY_ADDRESS (or this container's own Ray)
 Anything else counts as healthy while it runs. Standard library only: it runs every few seconds.
@@ -63,7 +64,8 @@ def ray_address_of(argv: list[str]) -> str | None:
     """The cluster address a command talks to, or None when it is no Ray node or worker."""
     if argv[:2] == ["ray", "start"]:
         if "--head" in argv:
-            return f"127.0.0.1:{option(argv, '--port') or DEFAULT_RAY_PORT}"
+            host = option(argv, "--node-ip-address") or "127.0.0.1"
+            return f"{host}:{option(argv, '--port') or DEFAULT_RAY_PORT}"
         return option(argv, "--address")
     if argv[:2] == ["auxnas", "worker"]:
         address = os.environ.get("RAY_ADDRESS", "")

@@ -176,6 +176,7 @@ def test_api_is_unhealthy_when_nothing_listens(fakes):
     [
         (["ray", "start", "--head", "--port=6380", "--block"], {}, "127.0.0.1:6380"),
         (["ray", "start", "--head", "--block"], {}, "127.0.0.1:6379"),
+        (["ray", "start", "--head", "--node-ip-address=10.0.0.9", "--block"], {}, "10.0.0.9:6379"),
         (["ray", "start", "--address=10.0.0.1:6379", "--block"], {}, "10.0.0.1:6379"),
         (["auxnas", "worker"], {"RAY_ADDRESS": "ray-head:6379"}, "ray-head:6379"),
         (["auxnas", "worker"], {}, "auto"),
