@@ -23,7 +23,7 @@ app = typer.Typer(
 
 DEFAULT_TASKS = ["segmentation", "depth", "normal"]
 # modules that add commands to `app`; each defines `register(app)`
-COMMAND_MODULES = ("api.cli_evaluate", "api.cli_search", "api.cli_service", "api.cli_retrain")
+COMMAND_MODULES = ("api.cli_evaluate", "api.cli_search", "api.cli_service", "api.cli_evidence")
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

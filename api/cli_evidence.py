@@ -1,4 +1,4 @@
-"""`auxnas retrain`: the paper's final training of a searched genotype against Joint and basic."""
+"""`auxnas retrain` and `auxnas plots`: the evidence that a searched genotype helps."""
 
 from __future__ import annotations
 
