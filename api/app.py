@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from api import errors
 from api.auth import require_token
-from api.routers import health, searches, space
+from api.routers import health, plots, searches, space
 from db.engine import make_engine
 from db.migrate import migrate
 from db.storage import SqlStorage
@@ -61,6 +61,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(space.router, dependencies=protected)
     app.include_router(searches.router, dependencies=protected)
+    app.include_router(plots.router, dependencies=protected)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=protected)
     def openapi() -> JSONResponse:

@@ -8,9 +8,12 @@ from pathlib import Path
 import typer
 
 from api.cli import fail
+from api.cli_service import DB_OPTION
 
 
 def register(app: typer.Typer) -> None:
+    app.command()(plots)
+
     @app.command()
     def retrain(
         genotype_file: Path = typer.Argument(..., metavar="GENOTYPE.json", help="Exported genotype JSON."),
@@ -72,6 +75,47 @@ def register(app: typer.Typer) -> None:
         (output_dir / "retrain.md").write_text(report.to_markdown())
         _print_table(doc)
         typer.echo(f"wrote {output_dir / 'retrain.json'} and {output_dir / 'retrain.md'}")
+
+
+def plots(
+    search_id: int = typer.Argument(..., metavar="ID", help="The search to draw."),
+    output_dir: Path = typer.Option(Path("."), "--output-dir", "-o", help="Where the PNG files go."),
+    database_url: str | None = DB_OPTION,
+) -> None:
+    """Write reward.png, ops.png and genotype.png of a search (from the database)."""
+    from api.cli_service import _storage
+    from controller.plots import PLOT_NAMES, PlotError, render
+
+    storage = _storage(database_url)
+    try:
+        if not storage.search_exists(search_id):
+            fail(f"search {search_id} does not exist")
+        trials = storage.trials(search_id)
+        summary = storage.summary(search_id)
+    finally:
+        storage.dispose()
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        fail(f"--output-dir: cannot create {output_dir} ({e.strerror})")
+    written, skipped = [], []
+    for name in PLOT_NAMES:
+        try:
+            png = render(name, trials, title=f"search {search_id} ({summary.name}): {name}")
+        except PlotError as e:
+            skipped.append(f"{name}: {e}")
+            continue
+        path = output_dir / f"{name}.png"
+        try:
+            path.write_bytes(png)
+        except OSError as e:
+            fail(f"--output-dir: cannot write {path} ({e.strerror})")
+        written.append(str(path))
+    if not written:
+        fail(f"search {search_id} has nothing to draw yet ({'; '.join(skipped)})")
+    for line in skipped:
+        typer.echo(f"skipped {line}", err=True)
+    typer.echo(f"wrote {', '.join(written)}")
 
 
 def _print_table(doc: dict) -> None:

@@ -427,13 +427,16 @@ class SearchDriver:
         finished: set[int] = set()
         next_ordered = 0
         while pending or self._running:
+            submitted = False
             while pending and len(self._running) < self.config.search.parallel_trials:
                 job = pending.popleft()
                 below = self._early_stop_below() if job.kind == "candidate" else None
                 job.started = time.monotonic()
                 job.ref = submit(self.eval_config, job.genotype, below, self.evaluate_fn)
                 self._running[job.ref] = job
-            self._emit_progress()
+                submitted = True
+            if submitted:
+                self._emit_progress()
             refs = list(self._running)
             ready, rest = ray.wait(refs, num_returns=1, timeout=POLL_SECONDS)
             if ready and rest:

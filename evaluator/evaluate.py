@@ -87,10 +87,10 @@ def train_and_score(
         train, score = search_splits(dataset, config.data)
     else:
         train, score = dataset.train, dataset.test
-    train = _resident(dataset, (phase, "train"), train, dev)
-    score = _resident(dataset, (phase, "score"), score, dev)
     threads = torch.get_num_threads()
     try:
+        train = _resident(dataset, (phase, "train"), train, dev)
+        score = _resident(dataset, (phase, "score"), score, dev)
         # the trial gets resources.num_cpus cores; more OpenMP threads than free cores thrash
         torch.set_num_threads(max(1, int(round(config.resources.num_cpus))))
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):

@@ -19,6 +19,7 @@ CALLS = [
     ("GET", "/searches/1/trials"),
     ("GET", "/searches/1/best"),
     ("POST", "/searches/1/cancel"),
+    ("GET", "/searches/1/plots/reward.png"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
 ]
@@ -29,6 +30,10 @@ def call(client, method, path, **headers):
     return client.request(
         method, path, json=BODY if method == "POST" and path == "/searches" else None, headers=headers
     )
+
+
+def template(path: str) -> str:
+    return path.replace("/1", "/{search_id}").replace("/reward.png", "/{name}.png")
 
 
 @pytest.fixture
@@ -42,7 +47,7 @@ def test_every_route_but_healthz_needs_the_token(app_with_token):
     app, client = app_with_token
     documented = {(m.upper(), p) for p, ops in app.openapi()["paths"].items() for m in ops}
     routed = documented | {("GET", "/openapi.json"), ("GET", "/docs")}
-    expected = {(m, p.replace("/1", "/{search_id}")) for m, p in CALLS} | {("GET", "/healthz")}
+    expected = {(m, template(p)) for m, p in CALLS} | {("GET", "/healthz")}
     assert routed == expected, "a route was added: list it in CALLS"
     assert client.get("/healthz").json() == {"status": "ok"}
     for method, path in CALLS:
@@ -97,6 +102,7 @@ def test_openapi_documents_every_endpoint_and_the_bearer_scheme(db_url):
         ("GET", "/searches/{search_id}/trials"),
         ("GET", "/searches/{search_id}/best"),
         ("POST", "/searches/{search_id}/cancel"),
+        ("GET", "/searches/{search_id}/plots/{name}.png"),
     }
     assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     body = doc["paths"]["/searches"]["post"]["requestBody"]["content"]["application/json"]["schema"]

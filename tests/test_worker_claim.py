@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -111,19 +110,23 @@ def test_concurrent_claimers_on_one_search_have_exactly_one_winner(db_url):
 
 def test_heartbeat_renews_and_notices_a_lost_lease(storage):
     sid = storage.create_search(support.tiny_search_config())
-    claim = claim_next(storage, "w1", 1.5)
+    claim = claim_next(storage, "w1", 3)
     fenced = storage.fenced("w1")
-    hb = Heartbeat(fenced, sid, 1.5, claim.lease_expires_at)
+    hb = Heartbeat(fenced, sid, 3, claim.lease_expires_at)
     hb.start()
     try:
-        time.sleep(2.5)  # longer than the lease: only renewals keep it
-        assert claim_next(storage, "w2", 30) is None
-        assert storage.search_row(sid).lease_expires_at > utcnow()
+        support.wait_until(
+            lambda: storage.search_row(sid).lease_expires_at > claim.lease_expires_at,
+            15,
+            what="the heartbeat to extend the lease",
+        )
+        assert storage.search_row(sid).heartbeat_at > claim.lease_expires_at - timedelta(seconds=3)
         assert not fenced.lease_lost.is_set()
         expire(storage, sid, seconds_ago=1)
         taken = claim_next(storage, "w2", 30)  # as if w1 had stalled past its lease
         assert taken is not None and taken.search_id == sid
-        support.wait_until(fenced.lease_lost.is_set, 5, what="the heartbeat to notice")
+        support.wait_until(fenced.lease_lost.is_set, 15, what="the heartbeat to notice")
         assert fenced.cancel_requested(sid)
+        assert storage.search_row(sid).worker_id == "w2"
     finally:
         hb.stop()

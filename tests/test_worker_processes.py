@@ -28,11 +28,11 @@ def worker_env(db_url, ray_session) -> dict[str, str]:
     return support.auxnas_env(db_url, RAY_ADDRESS=ray_session.get_runtime_context().gcs_address)
 
 
-def start_worker(env, tmp_path, name: str):
+def start_worker(env, tmp_path, name: str, lease: float = LEASE):
     args = [
         "worker",
         "--lease",
-        str(LEASE),
+        str(lease),
         "--poll",
         "0.2",
         "--data-dir",
@@ -118,7 +118,8 @@ def test_a_killed_worker_is_resumed_without_losing_or_repeating_a_trial(
 def test_two_workers_on_one_queued_search_never_both_run_it(ray_session, storage, db_url, tmp_path):
     sid = queue_search(storage, tmp_path, budget=4, strategy="random")
     env = worker_env(db_url, ray_session)
-    workers = [start_worker(env, tmp_path, f"w{k}") for k in range(2)]
+    # a long lease: here a heartbeat starved by a busy machine must not look like a dead worker
+    workers = [start_worker(env, tmp_path, f"w{k}", lease=15) for k in range(2)]
     try:
         support.wait_until(
             lambda: storage.search_row(sid).status not in ("queued", "running"),
