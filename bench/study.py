@@ -186,12 +186,13 @@ def run_retrains(jobs: list[tuple[str, int, object, dict]]) -> dict[tuple[str, i
 
 
 # --- report -----------------------------------------------------------------------------------------
-def ms(values: list[float | None]) -> str:
+def ms(values: list[float | None], digits: int = 4) -> str:
+    """mean ± sample std (n/a when nothing is there)."""
     vals = [v for v in values if v is not None]
     if not vals:
         return "n/a"
     std = statistics.stdev(vals) if len(vals) > 1 else 0.0
-    return f"{statistics.fmean(vals):.4f} ± {std:.4f}"
+    return f"{statistics.fmean(vals):.{digits}f} ± {std:.{digits}f}"
 
 
 BEGIN, END = "<!-- study:begin (written by bench/study.py) -->", "<!-- study:end -->"
@@ -279,10 +280,11 @@ def summary_lines(state: dict) -> list[str]:
             lines.append(
                 f"| {strategy} (n={len(rs)}) | {ms([r['best_reward'] for r in rs])} "
                 f"| {ms([r['best_candidate_reward'] for r in rs])} | {ms([r['joint'] for r in rs])} "
-                f"| {ms([r['basic'] for r in rs])} | {ms([float(r['early_stopped']) for r in rs])} "
-                f"| {ms([r['wall_seconds'] for r in rs])} |"
+                f"| {ms([r['basic'] for r in rs])} | {ms([float(r['early_stopped']) for r in rs], 1)} "
+                f"| {ms([r['wall_seconds'] for r in rs], 0)} |"
             )
         lines.append("")
+        lines += separation_lines(runs, args["seeds"])
         lines.append("Per seed (best reward found, PPO / random):")
         lines.append("")
         for s in args["seeds"]:
@@ -331,6 +333,26 @@ def summary_lines(state: dict) -> list[str]:
     return lines
 
 
+def separation_lines(runs: dict, seeds: list[int]) -> list[str]:
+    """Does the reward tell architectures apart? Spread of the candidates' rewards within one
+    search (same seed: only the architecture differs) against the spread of `basic` over seeds."""
+    arch = [
+        statistics.stdev(rw)
+        for r in runs.values()
+        if len(rw := [x for x in r["candidate_rewards"] if x is not None]) > 1
+    ]
+    basic = [runs[f"ppo-{s}"]["basic"] for s in seeds if f"ppo-{s}" in runs]
+    if not arch or len(basic) < 2:
+        return []
+    a, b = statistics.fmean(arch), statistics.stdev(basic)
+    ratio = f"{a / b:.2f}" if b > 0 else "inf"
+    return [
+        f"Separation: std of candidate rewards within a search (architecture only, mean over "
+        f"{len(arch)} searches) {a:.4f}; std of `basic` over seeds {b:.4f}; ratio {ratio}.",
+        "",
+    ]
+
+
 def _score_metric_names(row_by_name: dict, task: str) -> list[str]:
     """The task's score metric (the one in the reward) and, for segmentation, pixel accuracy."""
     from evaluator.tasks import _KINDS
@@ -352,9 +374,17 @@ def main() -> None:
     ap.add_argument(
         "--retrain-steps", type=int, default=None, help="train.steps of the retrain (default: preset)"
     )
-    ap.add_argument("--state", type=Path, default=Path("study-state.json"), help="finished runs (resumable)")
     ap.add_argument(
-        "--img-dir", type=Path, default=ROOT / "docs" / "img", help="plots of the first PPO search"
+        "--state",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "auxnas-study-state.json",
+        help="finished runs, so an interrupted study resumes",
+    )
+    ap.add_argument(
+        "--img-dir",
+        type=Path,
+        default=ROOT / "docs" / "img",
+        help="plots of the first PPO search this run starts",
     )
     ap.add_argument(
         "--early-stop",
@@ -392,8 +422,9 @@ def main() -> None:
     state = {"args": settings, "searches": {}, "retrains": {}}
     if args.state.exists():
         old = json.loads(args.state.read_text())
-        if old.get("args") == settings:
-            state = old
+        same = {k: v for k, v in old.get("args", {}).items() if k != "presets"}
+        if same == {k: v for k, v in settings.items() if k != "presets"}:
+            state = {**old, "args": settings}  # finished presets are kept; new ones are added
             log(f"resuming from {args.state}")
 
     def save() -> None:
@@ -420,7 +451,7 @@ def main() -> None:
         + sys.argv[1:]
     )
     search_id = 0
-    plotted = False
+    plotted = False  # the first PPO search this invocation runs draws the plots
     for preset in args.presets:
         runs = state["searches"].setdefault(preset, {})
         for seed in seeds:

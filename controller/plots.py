@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from controller.storage import TrialRecord  # noqa: E402
 from search_space import ADAPTOR_OPS, AGGREGATORS, Genotype  # noqa: E402
@@ -69,7 +70,8 @@ def _reward(trials: list[TrialRecord], title: str):
     ax.set_xlabel("candidate")
     ax.set_ylabel("reward (geometric mean on meta-val)")
     ax.set_title(title or "reward per trial")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     return fig
 
@@ -96,6 +98,7 @@ def _ops(trials: list[TrialRecord], title: str):
                 shares.append(picks.count(name) / len(picks))
             ax.plot(xs, shares, marker="o", ms=3, label=name)
         ax.set_xlabel("trial index (end of window)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("share of sampled choices")
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)

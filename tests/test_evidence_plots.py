@@ -36,7 +36,9 @@ def finished_search(storage, ray_session, tmp_path):  # noqa: F811
 
 def test_cli_writes_the_three_pngs(runner, db_url, storage, finished_search, tmp_path):  # noqa: F811
     out = tmp_path / "plots"
-    result = runner.invoke(cli_app, ["plots", str(finished_search), "-o", str(out)], env={"AUXNAS_DATABASE_URL": db_url})
+    result = runner.invoke(
+        cli_app, ["plots", str(finished_search), "-o", str(out)], env={"AUXNAS_DATABASE_URL": db_url}
+    )
     assert result.exit_code == 0, result.output
     for name in ("reward", "ops", "genotype"):
         data = (out / f"{name}.png").read_bytes()

@@ -130,7 +130,11 @@ def test_cli_retrain_bad_files(runner, tmp_path, searched):
     geno = tmp_path / "g.json"
     geno.write_text(json.dumps(searched.to_json()))
     result = runner.invoke(cli_app, ["retrain", str(geno), str(preset)])
-    assert result.exit_code == 2 and result.output.strip() == f"error: {preset}: train.steps: Input should be greater than or equal to 1"
+    assert (
+        result.exit_code == 2
+        and result.output.strip()
+        == f"error: {preset}: train.steps: Input should be greater than or equal to 1"
+    )
     result = runner.invoke(cli_app, ["retrain", str(tmp_path / "missing.json"), str(preset)])
     assert result.exit_code == 2 and result.output.strip().startswith("error: ")
     assert len(result.output.strip().splitlines()) == 1

@@ -69,6 +69,9 @@ class _BasicBlock(nn.Module):
         super().__init__()
         self.body = nn.Sequential(_conv_bn(c, c, 3, 1, dilation), _conv_bn(c, c, 3, 1, dilation, act=False))
         self.relu = nn.ReLU(inplace=True)
+        # zero-init residual (Goyal et al. 2017): every block starts as the identity, which makes
+        # short trainings much less sensitive to the initialisation seed
+        nn.init.zeros_(self.body[1][1].weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.relu(x + self.body(x))
@@ -114,6 +117,8 @@ class _InvertedResidual(nn.Module):
             _conv_bn(hidden, c_out, 1, act=False),
         ]
         self.conv = nn.Sequential(*layers)
+        if self.use_residual:  # zero-init residual, as in the tiny encoder
+            nn.init.zeros_(self.conv[-1][1].weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv(x) if self.use_residual else self.conv(x)
@@ -177,7 +182,7 @@ class ResNet50Encoder(Encoder):
             16: [False, False, True],
             32: [False, False, False],
         }[output_stride]
-        net = resnet50(weights=None, replace_stride_with_dilation=dilate)
+        net = resnet50(weights=None, replace_stride_with_dilation=dilate, zero_init_residual=True)
         if in_channels != 3:
             net.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
