@@ -15,10 +15,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# a short real search (Joint, basic, 12 candidates) on the built-in synthetic data, on the CPU
 demo: $(STAMP)
-	RAY_AUTH_MODE=disabled $(BIN)/auxnas space --tasks segmentation depth normal --inputs 3
-	$(BIN)/auxnas space --tasks segmentation depth normal --inputs 3 --basic > /tmp/auxnas-basic.json
-	$(BIN)/auxnas validate /tmp/auxnas-basic.json
+	mkdir -p runs
+	RAY_AUTH_MODE=disabled AUXNAS_DATABASE_URL=$${AUXNAS_DATABASE_URL:-sqlite:///runs/demo.db} \
+		$(BIN)/auxnas search configs/synthetic-tiny.yaml --overwrite --output runs/synthetic-tiny-best.json
+	$(BIN)/auxnas validate runs/synthetic-tiny-best.json
 
 test: $(STAMP)
 	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q

@@ -51,10 +51,9 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Search auxiliary modules: Joint and basic first, then the controller until the budget is spent."""
-        from evaluator.config import ConfigError
-
         from controller.config import load_search_config
         from controller.driver import space_for
+        from evaluator.config import ConfigError
         from search_space import SpaceError
 
         try:
@@ -117,8 +116,14 @@ def _run(config: SearchConfig, checkpoint_dir: Path, resume: bool, evaluate_fn: 
     import logging
 
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.progress import TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from api.ray_runtime import RayStartError, ensure_ray
     from controller.driver import SearchDriver, SearchProgress

@@ -54,7 +54,9 @@ def _search(config: SearchConfig, evaluate_fn) -> tuple[SearchOutcome, SearchDri
             marks["search"] = time.perf_counter()
 
     with tempfile.TemporaryDirectory() as ck:
-        driver = SearchDriver(config, InMemoryStorage(), 1, ck, evaluate_fn=evaluate_fn, on_progress=on_progress)
+        driver = SearchDriver(
+            config, InMemoryStorage(), 1, ck, evaluate_fn=evaluate_fn, on_progress=on_progress
+        )
         outcome = driver.run()
         end = time.perf_counter()
     if outcome.status != "succeeded":
@@ -64,14 +66,19 @@ def _search(config: SearchConfig, evaluate_fn) -> tuple[SearchOutcome, SearchDri
 
 def overhead(budget: int) -> None:
     config = _config(strategy="ppo", budget=budget, parallel_trials=8, controller={"episodes_per_update": 8})
-    _search(config.model_copy(update={"search": config.search.model_copy(update={"budget": 8})}), fakes.hashed_reward)
+    _search(
+        config.model_copy(update={"search": config.search.model_copy(update={"budget": 8})}),
+        fakes.hashed_reward,
+    )
     # measured run: Ray's 8 worker processes are warm now
     outcome, driver, wall = _search(config, fakes.hashed_reward)
     candidates = outcome.evaluated + outcome.cached
     t = {k: sum(v) for k, v in driver.timings.items()}
     controller = t["propose_seconds"] + t["observe_seconds"] + t["checkpoint_seconds"]
     per = 1000.0 / candidates
-    print(f"overhead: {candidates} candidates ({outcome.cached} cached), {outcome.iterations} iterations of 8")
+    print(
+        f"overhead: {candidates} candidates ({outcome.cached} cached), {outcome.iterations} iterations of 8"
+    )
     print(
         f"overhead: controller {controller * per:.1f} ms/candidate "
         f"(sample {t['propose_seconds'] * per:.1f}, PPO update + weight sync {t['observe_seconds'] * per:.1f}, "
@@ -87,7 +94,9 @@ def overhead(budget: int) -> None:
 def parallel(budget: int, seconds: float) -> None:
     rates = {}
     for p in (1, 2):
-        config = _config(strategy="ppo", budget=budget, parallel_trials=p, controller={"episodes_per_update": 8})
+        config = _config(
+            strategy="ppo", budget=budget, parallel_trials=p, controller={"episodes_per_update": 8}
+        )
         outcome, _, wall = _search(config, functools.partial(fakes.sleeping, seconds=seconds))
         rates[p] = outcome.evaluated / wall * 60.0
         print(
@@ -103,9 +112,7 @@ def learning(budget: int, seeds: list[int]) -> None:
         for seed in seeds:
             config = _config(seed=seed, strategy=strategy, budget=budget, parallel_trials=8, early_stop=False)
             outcome, _, wall = _search(config, fakes.target_share)
-            rewards = [
-                t.reward for t in outcome.trials if t.kind == "candidate" and t.status == "succeeded"
-            ]
+            rewards = [t.reward for t in outcome.trials if t.kind == "candidate" and t.status == "succeeded"]
             last = rewards[-80:]
             row = (max(rewards), statistics.fmean(rewards), statistics.fmean(last))
             summary.setdefault(strategy, []).append(row)
@@ -123,7 +130,9 @@ def learning(budget: int, seeds: list[int]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("which", choices=["overhead", "parallel", "learning", "all"])
     parser.add_argument("--overhead-budget", type=int, default=160)
     parser.add_argument("--parallel-budget", type=int, default=16)

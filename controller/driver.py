@@ -203,9 +203,17 @@ class SearchDriver:
         self.strategy = make_strategy(self.config.search.strategy, self.config, self.space)
         if state is not None:
             self.iteration = max(self.iteration, int(state.get("iterations", 0)))
-            strategy_dir = self.checkpoint.strategy_dir(state)
-            if strategy_dir is not None:
-                self.strategy.restore(strategy_dir)
+            try:
+                strategy_dir = self.checkpoint.strategy_dir(state)
+                if strategy_dir is not None:
+                    self.strategy.restore(strategy_dir)
+            except CheckpointError as e:
+                raise SearchFailed(str(e)) from None
+            except Exception as e:  # e.g. controller sizes changed since the checkpoint
+                raise SearchFailed(
+                    f"{strategy_dir}: cannot restore the controller state ({type(e).__name__}: "
+                    f"{_one_line(str(e), 200)}); the controller section must match the checkpoint"
+                ) from None
             log.info("search %s resumed at iteration %d", self.search_id, self.iteration)
 
     def _check_compatible(self, state: dict[str, Any]) -> None:
@@ -216,7 +224,9 @@ class SearchDriver:
                 f"the config says search.strategy={self.config.search.strategy!r}"
             )
         if state.get("space") != self.space.to_dict():
-            raise SearchFailed(f"{where}: checkpoint belongs to another search space (tasks or num_aux_inputs)")
+            raise SearchFailed(
+                f"{where}: checkpoint belongs to another search space (tasks or num_aux_inputs)"
+            )
 
     def _restore_trials(self) -> None:
         """Storage and journal together: a trial in either is finished and is not run again."""
@@ -253,9 +263,9 @@ class SearchDriver:
         if trial.status == "succeeded" and trial.reward is not None:
             if self.best_any_reward is None or trial.reward > self.best_any_reward:
                 self.best_any_reward = trial.reward
-            if trial.kind != "joint" and not trial.early_stopped:
-                if self.best is None or trial.reward > (self.best.reward or 0.0):
-                    self.best = trial
+            better = self.best is None or trial.reward > (self.best.reward or 0.0)
+            if trial.kind != "joint" and not trial.early_stopped and better:
+                self.best = trial
 
     def _record(self, trial: TrialRecord) -> None:
         trial.index = self._take_index()  # at record time: indices follow the storage order

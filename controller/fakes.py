@@ -108,8 +108,6 @@ def recording(
     return target_share(config, genotype, early_stop_below=early_stop_below)
 
 
-def sleeping_briefly(
-    config: EvalConfig, genotype: Genotype | None, *, early_stop_below: float | None = None
-):
+def sleeping_briefly(config: EvalConfig, genotype: Genotype | None, *, early_stop_below: float | None = None):
     """`target_share` after 0.5 s: slow enough to kill a search in the middle (CLI tests)."""
     return sleeping(config, genotype, early_stop_below=early_stop_below, seconds=0.5)

@@ -42,6 +42,7 @@ class Strategy(ABC):
     @abstractmethod
     def restore(self, directory: Path) -> None: ...
 
+    @abstractmethod
     def close(self) -> None:
         """Release what the strategy holds (RLlib algorithm)."""
 
@@ -75,6 +76,9 @@ class RandomStrategy(Strategy):
         state = json.loads((Path(directory) / "random_state.json").read_text())
         version, internal, gauss = state["rng"]
         self.rng.setstate((version, tuple(internal), gauss))
+
+    def close(self) -> None:
+        pass
 
 
 class PPOStrategy(Strategy):

@@ -22,7 +22,10 @@ AUXNAS = str(Path(sys.executable).with_name("auxnas"))
 
 @pytest.fixture(scope="module")
 def runner() -> CliRunner:
-    if not any(c.name == "search" or getattr(c.callback, "__name__", "") == "search" for c in cli_app.registered_commands):
+    if not any(
+        c.name == "search" or getattr(c.callback, "__name__", "") == "search"
+        for c in cli_app.registered_commands
+    ):
         _register_commands()
     return CliRunner()
 
@@ -54,7 +57,11 @@ def _tiny(tmp_path: Path, **search) -> Path:
         ({"tasks": ["a:b"]}, [], "tasks: invalid task name 'a:b'"),
         ({}, ["--strategy", "grid"], "--strategy: must be 'ppo' or 'random', got 'grid'"),
         ({}, ["--resume"], "--resume: no previous search of 'search'"),
-        ({}, ["--output", "/nonexistent/dir/best.json"], "--output: directory /nonexistent/dir does not exist"),
+        (
+            {},
+            ["--output", "/nonexistent/dir/best.json"],
+            "--output: directory /nonexistent/dir does not exist",
+        ),
     ],
 )
 def test_bad_input_is_one_clear_line(runner, tmp_path, doc, args, message):
@@ -96,9 +103,23 @@ def test_kill_9_then_resume_finishes_with_every_trial_once(tmp_path):
     config = _tiny(tmp_path, budget=10)
     runs = tmp_path / "runs"
     journal = runs / "cli-tiny" / "checkpoint" / "journal.jsonl"
-    cmd = [AUXNAS, "search", str(config), "--runs-dir", str(runs), "--evaluate-fn", "controller.fakes:sleeping_briefly"]
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    cmd = [
+        AUXNAS,
+        "search",
+        str(config),
+        "--runs-dir",
+        str(runs),
+        "--evaluate-fn",
+        "controller.fakes:sleeping_briefly",
+    ]
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "disabled",
+        "AUXNAS_DATABASE_URL": f"sqlite:///{tmp_path / 'auxnas.db'}",
+    }
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:
@@ -113,7 +134,9 @@ def test_kill_9_then_resume_finishes_with_every_trial_once(tmp_path):
     assert 4 <= sum(t["kind"] == "candidate" for t in before) < 10
 
     out = tmp_path / "best.json"
-    res = subprocess.run([*cmd, "--resume", "-o", str(out)], env=env, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [*cmd, "--resume", "-o", str(out)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     trials = _journal_trials(journal)
     assert [t["index"] for t in trials] == list(range(len(trials)))
@@ -124,5 +147,7 @@ def test_kill_9_then_resume_finishes_with_every_trial_once(tmp_path):
     assert len(trained) == len(set(trained))
     assert [t["kind"] for t in trials].count("joint") == 1
     best = json.loads(out.read_text())
-    assert best["reward"] == max(t["reward"] for t in trials if t["kind"] != "joint" and t["status"] == "succeeded")
+    assert best["reward"] == max(
+        t["reward"] for t in trials if t["kind"] != "joint" and t["status"] == "succeeded"
+    )
     assert "best found" in res.stdout and "Joint" in res.stdout

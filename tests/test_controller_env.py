@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from controller.env import TokenEnv
 from controller.rl_module import FLOAT_MIN, masked_logits
-from search_space import Genotype, SearchSpace
+from search_space import Genotype
 
 SPACES = [(1, ("a",)), (2, ("a", "b")), (3, ("segmentation", "depth", "normal")), (4, ("x", "y"))]
 
@@ -64,7 +64,9 @@ def ppo_strategy(ray_session):
     from controller.driver import space_for
     from controller.strategies import PPOStrategy
 
-    config = SearchConfig(tasks=["a", "b", "c"], model={"num_aux_inputs": 3}, controller={"episodes_per_update": 16})
+    config = SearchConfig(
+        tasks=["a", "b", "c"], model={"num_aux_inputs": 3}, controller={"episodes_per_update": 16}
+    )
     strategy = PPOStrategy(config, space_for(config))
     yield strategy
     strategy.close()
@@ -103,10 +105,16 @@ def test_policy_conditions_on_the_previous_token(ppo_strategy):
 
     module = ppo_strategy.algo.env_runner.module
     space = ppo_strategy.space
-    state = {k: torch.from_numpy(v).unsqueeze(0).repeat(2, 1, 1) for k, v in module.get_initial_state().items()}
+    state = {
+        k: torch.from_numpy(v).unsqueeze(0).repeat(2, 1, 1) for k, v in module.get_initial_state().items()
+    }
     mask = torch.ones(2, 1, space.max_choices)
     batch = {
-        Columns.OBS: {"prev_token": torch.tensor([[0], [1]]), "position": torch.tensor([[5], [5]]), "action_mask": mask},
+        Columns.OBS: {
+            "prev_token": torch.tensor([[0], [1]]),
+            "position": torch.tensor([[5], [5]]),
+            "action_mask": mask,
+        },
         Columns.STATE_IN: state,
     }
     logits = module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS]
