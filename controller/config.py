@@ -31,10 +31,10 @@ class SearchSection(_Section):
 
 class ControllerSection(_Section):
     episodes_per_update: int = Field(8, ge=1, description="genotypes sampled per PPO iteration")
-    lr: float = Field(3e-3, gt=0.0)
+    lr: float = Field(1e-2, gt=0.0)
     clip: float = Field(0.2, gt=0.0)
     entropy_coeff: float = Field(0.01, ge=0.0)
-    num_epochs: int = Field(4, ge=1)
+    num_epochs: int = Field(8, ge=1)
     hidden_size: int = Field(64, ge=4)
     num_layers: int = Field(1, ge=1, le=4)
     embedding_size: int = Field(32, ge=2)

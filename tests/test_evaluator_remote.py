@@ -100,3 +100,34 @@ def test_failure_from_exception_keeps_one_line():
     r = failure_from_exception(ValueError("a\n  b"))
     assert r.error == {"type": "ValueError", "message": "a b"} and not r.ok
     assert failure_from_exception(MemoryError()).error["type"] == "OutOfMemory"
+
+
+def huge_allocation(config, genotype, *, early_stop_below=None):
+    import torch
+
+    torch.empty(1 << 50, dtype=torch.uint8, device="cuda")  # a petabyte: out of memory on any GPU
+    raise AssertionError("unreachable")
+
+
+needs_cuda = pytest.mark.skipif(
+    not __import__("torch").cuda.is_available(), reason="CUDA is not available on this machine"
+)
+
+
+@needs_cuda
+def test_cuda_trial_uses_amp_and_gives_its_memory_back(tmp_path):
+    import torch
+
+    doc = _config(str(tmp_path)).model_dump()
+    doc["resources"]["num_gpus"] = 1
+    cfg = EvalConfig.model_validate(doc)
+    genotype = basic_genotype(SearchSpace(2, ("segmentation", "depth")))
+    run_trial(cfg, genotype)  # warm-up: the dataset's GPU copy stays for the process's lifetime
+    before = torch.cuda.memory_allocated()
+    result = run_trial(cfg, genotype)
+    assert result.ok, result.error
+    assert result.device.startswith("cuda")
+    assert torch.cuda.memory_allocated() <= before  # nothing of the trial is left allocated
+    oom = run_trial(cfg, None, evaluate_fn=huge_allocation)
+    assert oom.error["type"] == "OutOfMemory"
+    assert torch.cuda.memory_allocated() <= before
