@@ -21,11 +21,13 @@ small disk cache instead of training them again (`cached baselines` in the log).
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime
 import hashlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -433,6 +435,7 @@ def main() -> None:
     import ray
 
     cache = Path(tempfile.mkdtemp(prefix="auxnas-study-cache-"))
+    atexit.register(shutil.rmtree, cache, True)
     os.environ["AUXNAS_STUDY_CACHE"] = str(cache)
     ray.init(include_dashboard=False, log_to_driver=False)  # local workers inherit the cache variable
     log(
