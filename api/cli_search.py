@@ -97,9 +97,24 @@ def register(app: typer.Typer) -> None:
             if output is not None:
                 output.write_text(text)
                 typer.echo(f"best genotype written to {output}")
+        if config.search.strategy == "ppo" and outcome.iterations:
+            _export_greedy(config, checkpoint_dir, run_dir / "greedy.json")
         if outcome.status != "succeeded":
             typer.echo(f"error: search {outcome.status}: {outcome.error or 'cancelled'}", err=True)
             raise typer.Exit(1)
+
+
+def _export_greedy(config: SearchConfig, checkpoint_dir: Path, path: Path) -> None:
+    """The trained policy's argmax genotype (not evaluated: a hint of where the search went)."""
+    from controller.export import greedy_genotype
+
+    try:
+        genotype = greedy_genotype(config, checkpoint_dir)
+    except Exception as e:  # the search itself succeeded; say why this extra is missing
+        typer.echo(f"note: no greedy genotype ({type(e).__name__}: {e})", err=True)
+        return
+    path.write_text(json.dumps(genotype.to_json(), indent=2) + "\n")
+    typer.echo(f"policy's greedy genotype ({genotype.canonical_hash()}) written to {path}")
 
 
 def _load_evaluate_fn(spec: str) -> Any:

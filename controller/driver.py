@@ -268,11 +268,13 @@ class SearchDriver:
                 self.best = trial
 
     def _record(self, trial: TrialRecord) -> None:
+        started = time.perf_counter()
         trial.index = self._take_index()  # at record time: indices follow the storage order
         self.storage.add_trial(self.search_id, trial)
         self.checkpoint.append_trial(trial)
         self._account(trial)
         self._emit_progress()
+        self.timings.setdefault("record_seconds", []).append(time.perf_counter() - started)
         if trial.status == "failed":
             self._check_failure_limit(trial)
 

@@ -64,7 +64,7 @@ def greedy_genotype(config: SearchConfig, checkpoint_dir: str | Path) -> Genotyp
     if state.get("space") != space.to_dict():
         raise CheckpointError(f"{ckpt.path}: checkpoint belongs to another search space")
     module_dir = ckpt.strategy_dir(state) / "algorithm" / "learner_group" / "learner" / "rl_module"
-    module = RLModule.from_checkpoint(str(module_dir / "default_policy"))
+    module = RLModule.from_checkpoint(str((module_dir / "default_policy").resolve()))
 
     masks = np.asarray(space.action_masks(), dtype=np.float32)
     state_in = {k: torch.from_numpy(v).unsqueeze(0) for k, v in module.get_initial_state().items()}

@@ -11,10 +11,11 @@ The driver (`controller.driver.SearchDriver`) does the evaluation, caching and b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,8 @@ class PPOStrategy(Strategy):
         self._episodes: list[Any] = []
 
     def propose(self, n: int) -> list[Genotype]:
-        self._episodes = self.algo.sample_episodes(n)
+        with _one_torch_thread():
+            self._episodes = self.algo.sample_episodes(n)
         if len(self._episodes) != n:
             raise RuntimeError(f"sampled {len(self._episodes)} episodes, wanted {n}")
         return [Genotype(self.space, tuple(self.algo.episode_tokens(e))) for e in self._episodes]
@@ -104,7 +106,8 @@ class PPOStrategy(Strategy):
     def observe(self, rewards: Sequence[float]) -> dict[str, float]:
         if len(rewards) != len(self._episodes):
             raise ValueError(f"expected {len(self._episodes)} rewards, got {len(rewards)}")
-        stats = self.algo.learn(self._episodes, list(rewards))
+        with _one_torch_thread():
+            stats = self.algo.learn(self._episodes, list(rewards))
         self._episodes = []
         return stats
 
@@ -123,6 +126,20 @@ class PPOStrategy(Strategy):
 
     def close(self) -> None:
         self.algo.stop()
+
+
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """The controller's tensors are tiny: one thread is faster than several, and on a machine
+    whose cores run evaluations, extra OpenMP threads only contend with them."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def make_strategy(name: str, config: SearchConfig, space: SearchSpace) -> Strategy:
