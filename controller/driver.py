@@ -203,6 +203,7 @@ class SearchDriver:
         self.strategy = make_strategy(self.config.search.strategy, self.config, self.space)
         if state is not None:
             self.iteration = max(self.iteration, int(state.get("iterations", 0)))
+            strategy_dir = self.checkpoint.path
             try:
                 strategy_dir = self.checkpoint.strategy_dir(state)
                 if strategy_dir is not None:

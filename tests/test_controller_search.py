@@ -200,6 +200,13 @@ def test_killed_search_resumes_with_every_trial_exactly_once(tmp_path, storage_s
     greedy = greedy_genotype(config, Path(os.path.relpath(tmp_path / "ck")))  # relative paths work
     assert greedy.space == outcome_space(config)
 
+    if not storage_survives:  # a controller of another size cannot take over this checkpoint
+        bigger = config.model_copy(
+            update={"controller": config.controller.model_copy(update={"hidden_size": 32})}
+        )
+        again = SearchDriver(bigger, InMemoryStorage(), 1, tmp_path / "ck").run(resume=True)
+        assert again.status == "failed" and "cannot restore the controller state" in again.error
+
 
 def test_resume_without_checkpoint_reuses_stored_baselines(tmp_path):
     config = _config(budget=4)
