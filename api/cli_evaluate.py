@@ -39,9 +39,7 @@ def evaluate(
         cfg = cfg.model_copy(update={"seed": seed})
     geno, label = _genotype(genotype, cfg)
 
-    import torch  # noqa: F401 - heavy imports only once the arguments are known
-
-    from evaluator.evaluate import evaluate as run_evaluation
+    from evaluator.evaluate import evaluate as run_evaluation  # torch: only once the arguments are known
 
     if not as_json:
         typer.echo(f"evaluating {label} on {cfg.data.name} ({cfg.train.steps} steps) ...", err=True)
