@@ -93,6 +93,9 @@ def bench_preset(config_path: str, n_genotypes: int, n_seeds: int) -> None:
         f"seconds per candidate: median {statistics.median(seconds):.1f} s over {len(seconds)} random genotypes "
         f"(min {min(seconds):.1f}, max {max(seconds):.1f})"
     )
+    if n_seeds < 2:
+        print(f"after: {load_text()}")
+        return
     seeds = list(range(cfg.seed, cfg.seed + n_seeds))
     basic = [run(basic_genotype(space), s) for s in seeds]
     # the first random genotype again with the other seeds: a second "one genotype" for the seed std
@@ -189,7 +192,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "configs" / "synthetic-tiny.yaml"))
     parser.add_argument("--genotypes", type=int, default=8)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3, help="1: timing only")
     parser.add_argument("--skip-generation", action="store_true")
     parser.add_argument("--gpu", action="store_true", help="only the GPU benchmark")
     parser.add_argument("--gpu-steps", type=int, default=200)
