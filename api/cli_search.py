@@ -14,7 +14,7 @@ from api.cli import fail
 if TYPE_CHECKING:
     from controller.config import SearchConfig
     from controller.driver import SearchOutcome
-    from controller.storage import SearchStorage
+    from controller.storage import SearchStorage, TrialRecord
 
 RUNS_DIR = Path("runs")
 
@@ -194,6 +194,14 @@ def _config_hint(config: SearchConfig) -> str:
     return args[0] if args else "CONFIG"
 
 
+def _score_name(values: dict[str, float]) -> str | None:
+    """The metric a task is scored by (the built-in tasks' `score_metric`), else its first one."""
+    from evaluator.tasks import Task
+
+    scores = {cls.score_metric for cls in Task.__subclasses__()}
+    return next((n for n in values if n in scores), next(iter(values), None))
+
+
 def _print_summary(config: SearchConfig, outcome: SearchOutcome) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -201,35 +209,44 @@ def _print_summary(config: SearchConfig, outcome: SearchOutcome) -> None:
     from search_space import parse_genotype
 
     console = Console()
+    rows = (("Joint", outcome.joint), ("basic", outcome.basic), ("best found", outcome.best))
+    # one column per task: the metric it is scored by (the reward is their geometric mean)
+    scored = [t for _, t in rows if t is not None and t.reward is not None]
+    task_metrics = {
+        task: name
+        for task in config.tasks
+        for t in scored[:1]
+        if (name := _score_name(t.metrics.get(task, {})))
+    }
     joint_reward = outcome.joint.reward if outcome.joint else None
+    # transposed (one column per trial) so that any number of tasks fits a narrow terminal
     table = Table(title=f"search {config.name!r}: {outcome.status}")
-    for col in ("", "trial", "reward", "vs Joint", "aux params", "seconds", "metrics"):
-        table.add_column(col, justify="left" if col in ("", "metrics") else "right")
-    for label, trial in (("Joint", outcome.joint), ("basic", outcome.basic), ("best found", outcome.best)):
+    table.add_column("")
+    for label, _ in rows:
+        table.add_column(label, justify="right")
+
+    def cell(trial: TrialRecord | None, what: str) -> str:
         if trial is None:
-            table.add_row(label, "-", "-", "-", "-", "-", "not evaluated")
-            continue
+            return "not run" if what == "reward" else ""
+        if what == "trial":
+            return f"#{trial.index}"
         if trial.reward is None:
-            err = trial.error or {}
-            table.add_row(
-                label, str(trial.index), "failed", "-", "-", f"{trial.seconds:.1f}", err.get("type", "")
-            )
-            continue
-        delta = f"{trial.reward - joint_reward:+.4f}" if joint_reward is not None else "-"
-        metrics = "  ".join(
-            f"{task}.{name}={value:.3f}"
-            for task, values in trial.metrics.items()
-            for name, value in list(values.items())[:2]
-        )
-        table.add_row(
-            label,
-            str(trial.index),
-            f"{trial.reward:.4f}",
-            delta,
-            f"{trial.aux_params:,}",
-            f"{trial.seconds:.1f}",
-            metrics,
-        )
+            return f"failed ({(trial.error or {}).get('type', 'error')})" if what == "reward" else ""
+        if what == "reward":
+            return f"{trial.reward:.4f}"
+        if what == "vs Joint":
+            return f"{trial.reward - joint_reward:+.4f}" if joint_reward is not None else "-"
+        if what == "aux params":
+            return f"{trial.aux_params:,}"
+        if what == "seconds":
+            return f"{trial.seconds:.1f}"
+        task, metric = what.split(" ", 1)
+        value = trial.metrics.get(task, {}).get(metric)
+        return f"{value:.4f}" if value is not None else "-"
+
+    lines = ["trial", "reward", "vs Joint", *(f"{t} {m}" for t, m in task_metrics.items()), "aux params"]
+    for what in [*lines, "seconds"]:
+        table.add_row(what, *(cell(trial, what) for _, trial in rows))
     console.print(table)
     console.print(
         f"candidates evaluated {outcome.evaluated}/{config.search.budget}, cached {outcome.cached}, "
