@@ -82,12 +82,7 @@ class SqlStorage(SearchStorage):
             error=finite_or_none(trial.error),
             created_at=utcnow(),
         )
-        try:
-            with transaction(self.sessions, write=True) as s:
-                self._check_owner(s, search_id)
-                s.add(row)
-        except IntegrityError:
-            raise ValueError(f"search {search_id}: trial {trial.index} is already stored") from None
+        self._insert_owned(search_id, row, f"trial {trial.index}")
 
     def trials(self, search_id: int) -> list[TrialRecord]:
         with transaction(self.sessions) as s:
@@ -105,12 +100,16 @@ class SqlStorage(SearchStorage):
             seconds=float(it.seconds or 0.0),
             created_at=utcnow(),
         )
+        self._insert_owned(search_id, row, f"iteration {it.index}")
+
+    def _insert_owned(self, search_id: int, row, what: str) -> None:
+        """Insert a row of a search this storage's owner holds; a duplicate index is an error."""
         try:
             with transaction(self.sessions, write=True) as s:
                 self._check_owner(s, search_id)
                 s.add(row)
         except IntegrityError:
-            raise ValueError(f"search {search_id}: iteration {it.index} is already stored") from None
+            raise ValueError(f"search {search_id}: {what} is already stored") from None
 
     def iterations(self, search_id: int) -> list[IterationRecord]:
         with transaction(self.sessions) as s:
