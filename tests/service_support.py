@@ -177,7 +177,7 @@ def auxnas_env(db_url: str, **extra: str) -> dict[str, str]:
 def start_auxnas(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     out = open(log, "ab")  # noqa: SIM115 - handed to the child, closed with it
     return subprocess.Popen(
-        [sys.executable, "-m", "api.cli", *args], env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "cli", *args], env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT
     )
 
 

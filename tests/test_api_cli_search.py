@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.app import create_app
-from api.cli import _register_commands
-from api.cli import app as cli_app
+from cli.main import _register_commands
+from cli.main import app as cli_app
 from db.storage import SqlStorage
 from tests import service_support as support
 

@@ -12,12 +12,12 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.app import create_app
-from api.cli import _register_commands
-from api.cli import app as cli_app
-from api.worker import Worker
+from cli.main import _register_commands
+from cli.main import app as cli_app
 from db.storage import SqlStorage
 from search_space import parse_genotype
 from tests import service_support as support
+from worker.loop import Worker
 
 db_url = support.db_url
 

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from api.cli import _register_commands
-from api.cli import app as cli_app
+from cli.main import _register_commands
+from cli.main import app as cli_app
 from search_space import SearchSpace, basic_genotype
 
 

@@ -7,8 +7,8 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.app import create_app
-from api.cli import _register_commands
-from api.cli import app as cli_app
+from cli.main import _register_commands
+from cli.main import app as cli_app
 from controller.storage import TrialRecord
 from tests import service_support as support
 from tests.service_support import db_url, storage  # noqa: F401 - fixtures

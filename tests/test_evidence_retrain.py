@@ -11,8 +11,8 @@ import yaml
 from typer.testing import CliRunner
 
 import evaluator.retrain as retrain_module
-from api.cli import _register_commands
-from api.cli import app as cli_app
+from cli.main import _register_commands
+from cli.main import app as cli_app
 from evaluator.config import EvalConfig
 from evaluator.evaluate import train_and_score
 from evaluator.retrain import retrain

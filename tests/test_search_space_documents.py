@@ -9,7 +9,7 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from api.cli import app
+from cli.main import app
 from search_space import GenotypeError, SearchSpace, basic_genotype, load_genotype_file, parse_genotype
 
 SPACE = SearchSpace(3, ("segmentation", "depth"))

@@ -7,12 +7,12 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from api.worker import Heartbeat
 from db.engine import transaction
 from db.leases import claim_next, renew_lease
 from db.models import Search, utcnow
 from db.storage import SqlStorage
 from tests import service_support as support
+from worker.loop import Heartbeat
 
 db_url = support.db_url
 storage = support.storage

@@ -7,13 +7,13 @@ import threading
 
 from sqlalchemy import update
 
-from api.worker import Worker
 from db.engine import transaction
 from db.leases import claim_next
 from db.models import Search
 from db.storage import SqlStorage
 from tests import service_support as support
 from tests.test_worker_claim import expire
+from worker.loop import Worker
 
 db_url = support.db_url
 storage = support.storage

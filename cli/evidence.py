@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from api.cli import fail
-from api.cli_service import DB_OPTION
+from cli.main import fail
+from cli.service import DB_OPTION
 
 
 def register(app: typer.Typer) -> None:
@@ -83,7 +83,7 @@ def plots(
     database_url: str | None = DB_OPTION,
 ) -> None:
     """Write reward.png, ops.png and genotype.png of a search (from the database)."""
-    from api.cli_service import _storage
+    from cli.service import _storage
     from controller.plots import PLOT_NAMES, PlotError, render
 
     storage = _storage(database_url)

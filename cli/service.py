@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from api.cli import fail
+from cli.main import fail
 
 DB_OPTION = typer.Option(
     None,
@@ -153,7 +153,7 @@ class EmbeddedWorker:
 
     def _spawn(self) -> subprocess.Popen:
         env = {**os.environ, "AUXNAS_DATABASE_URL": self.url}
-        return subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], env=env)
+        return subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=env)
 
     def _supervise(self) -> None:
         while not self.stopping.is_set():
@@ -197,8 +197,8 @@ def worker(
     ),
 ) -> None:
     """Claim queued searches (and ones whose worker died) from the database and run them."""
-    from api.ray_runtime import RayStartError, ensure_ray
-    from api.worker import Worker, load_callable
+    from worker.loop import Worker, load_callable
+    from worker.ray_runtime import RayStartError, ensure_ray
 
     _logging()
     fn = None

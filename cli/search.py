@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from api.cli import fail
+from cli.main import fail
 
 if TYPE_CHECKING:
     from controller.config import SearchConfig
@@ -21,7 +21,7 @@ RUNS_DIR = Path("runs")
 
 def make_storage(config: SearchConfig, checkpoint_dir: Path, resume: bool) -> tuple[SearchStorage, int]:
     """Where this command records the search: (storage, search id) in the service's database."""
-    from api.cli_service import storage_for_cli_search
+    from cli.service import storage_for_cli_search
 
     return storage_for_cli_search(config, checkpoint_dir, resume)
 
@@ -140,8 +140,8 @@ def _run(config: SearchConfig, checkpoint_dir: Path, resume: bool, evaluate_fn: 
         TimeRemainingColumn,
     )
 
-    from api.ray_runtime import RayStartError, ensure_ray
     from controller.driver import SearchDriver, SearchProgress
+    from worker.ray_runtime import RayStartError, ensure_ray
 
     try:
         ensure_ray()

@@ -1,6 +1,6 @@
 """The `auxnas` command line. Heavy imports (torch, Ray, the DB) happen inside the commands.
 
-Each area registers its commands from its own module (`api/cli_<area>.py`, `register(app)`).
+Each area registers its commands from its own module (`cli/<area>.py`, `register(app)`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ app = typer.Typer(
 
 DEFAULT_TASKS = ["segmentation", "depth", "normal"]
 # modules that add commands to `app`; each defines `register(app)`
-COMMAND_MODULES = ("api.cli_evaluate", "api.cli_search", "api.cli_service", "api.cli_evidence")
+COMMAND_MODULES = ("cli.evaluate", "cli.search", "cli.service", "cli.evidence")
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from api.cli import fail
+from cli.main import fail
 
 
 def register(app: typer.Typer) -> None:

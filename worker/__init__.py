@@ -1,0 +1,1 @@
+"""The worker: claims searches from the database, holds their leases and runs them on Ray."""
