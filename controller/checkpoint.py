@@ -1,31 +1,31 @@
-"""A search's checkpoint directory: driver state, strategy state and a trial journal.
+"""A search's checkpoint directory: what the controller needs to resume, nothing else.
 
     <dir>/state.json            driver state after the last finished iteration (written last)
     <dir>/strategy-<k>/         strategy state after iteration k (RLlib algorithm for ppo)
-    <dir>/journal.jsonl         every trial and iteration record, appended as it happens
+    <dir>/pending-<k>.pkl       the batch the strategy proposed in iteration k, until it learned
+                                from it (for ppo: the sampled episodes)
 
-The journal lets a search that keeps its trials only in memory (the CLI) resume without losing
-a finished trial; with the SQL storage it is a second copy. `state.json` is replaced atomically
-and names the strategy directory it belongs to, so a kill at any point leaves either the old or
-the new checkpoint, never half of one.
+Trials live in the storage only (the database is their one source of truth). `state.json` is
+replaced atomically and names the strategy directory it belongs to, so a kill at any point
+leaves either the old or the new checkpoint, never half of one. The pending batch is written
+before any trial of its iteration is stored, so a resumed search evaluates exactly the
+genotypes that were proposed, and the controller learns from them as if nothing happened.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import time
-from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
-
-from controller.storage import IterationRecord, TrialRecord
 
 FORMAT = "auxnas-search-checkpoint"
 VERSION = 1
 STATE_FILE = "state.json"
-JOURNAL_FILE = "journal.jsonl"
+PENDING_PREFIX = "pending-"
 STRATEGY_PREFIX = "strategy-"
 
 
@@ -37,41 +37,29 @@ class CheckpointDir:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
-    # --- journal -------------------------------------------------------------------------
-    @property
-    def journal_path(self) -> Path:
-        return self.path / JOURNAL_FILE
+    # --- the proposed batch of the running iteration --------------------------------------
+    def pending_path(self, iteration: int) -> Path:
+        return self.path / f"{PENDING_PREFIX}{iteration:06d}.pkl"
 
-    def append_trial(self, trial: TrialRecord) -> None:
-        self._append({"type": "trial", "record": asdict(trial)})
-
-    def append_iteration(self, it: IterationRecord) -> None:
-        self._append({"type": "iteration", "record": asdict(it)})
-
-    def _append(self, entry: dict[str, Any]) -> None:
+    def save_pending(self, iteration: int, payload: Any) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(entry, allow_nan=False) + "\n"
-        with open(self.journal_path, "a", encoding="utf-8") as f:
-            f.write(line)
+        target = self.pending_path(iteration)
+        tmp = target.with_name(f".{target.name}.tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump(payload, f)
             f.flush()
             os.fsync(f.fileno())
+        os.replace(tmp, target)
 
-    def read_journal(self) -> tuple[list[TrialRecord], list[IterationRecord]]:
-        """Records in the journal; a line cut short by a kill is skipped."""
-        trials: list[TrialRecord] = []
-        iterations: list[IterationRecord] = []
-        if not self.journal_path.is_file():
-            return trials, iterations
-        for line in self.journal_path.read_text(encoding="utf-8").splitlines():
-            try:
-                entry = json.loads(line)
-                if entry["type"] == "trial":
-                    trials.append(_record(TrialRecord, entry["record"]))
-                elif entry["type"] == "iteration":
-                    iterations.append(_record(IterationRecord, entry["record"]))
-            except (ValueError, KeyError, TypeError):
-                continue
-        return trials, iterations
+    def load_pending(self, iteration: int) -> Any | None:
+        path = self.pending_path(iteration)
+        if not path.is_file():
+            return None
+        try:
+            with open(path, "rb") as f:
+                return pickle.load(f)
+        except Exception as e:  # noqa: BLE001 - any unpickling problem means the same thing
+            raise CheckpointError(f"{path}: unreadable proposed batch ({type(e).__name__})") from None
 
     # --- state ---------------------------------------------------------------------------
     def load_state(self) -> dict[str, Any] | None:
@@ -112,16 +100,17 @@ class CheckpointDir:
         for old in self.path.glob(f"{STRATEGY_PREFIX}*"):
             if old.name != name and old.is_dir():
                 shutil.rmtree(old, ignore_errors=True)
+        for old in self.path.glob(f"{PENDING_PREFIX}*.pkl"):
+            if old.name < f"{PENDING_PREFIX}{iteration:06d}":
+                old.unlink(missing_ok=True)
         return time.perf_counter() - start
 
     def reset(self) -> None:
         """Forget a previous search in this directory (a fresh, non-resumed run)."""
-        for name in (STATE_FILE, JOURNAL_FILE, f".{STATE_FILE}.tmp"):
-            (self.path / name).unlink(missing_ok=True)
+        (self.path / STATE_FILE).unlink(missing_ok=True)
+        (self.path / f".{STATE_FILE}.tmp").unlink(missing_ok=True)
+        for old in self.path.glob(f"{PENDING_PREFIX}*.pkl"):
+            old.unlink(missing_ok=True)
         for old in self.path.glob(f"{STRATEGY_PREFIX}*"):
             shutil.rmtree(old, ignore_errors=True)
 
-
-def _record(cls: type, data: dict[str, Any]) -> Any:
-    known = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in known})

@@ -4,14 +4,18 @@
                           on_progress=None)
     outcome = driver.run(resume=False)     # Ray must be initialised by the caller
 
-Per iteration: the strategy proposes `controller.episodes_per_update` genotypes; those already
-evaluated in this search become cached trials (their reward is reused, no budget spent); the
-others are evaluated as Ray tasks, at most `search.parallel_trials` at once, each recorded the
-moment it ends; the strategy learns from the rewards (failed trials feed
-`search.failure_reward`); the iteration is recorded and a checkpoint written.
+Per iteration k: the strategy proposes `controller.episodes_per_update` genotypes and the batch
+is checkpointed (`pending-k`); every genotype becomes a trial row at once, `cached` when the
+search evaluated it before (its reward is reused, no budget spent) and `waiting` otherwise; the
+waiting ones run as Ray tasks, at most `search.parallel_trials` at once, each row moving to
+`running` and then to its outcome; the strategy learns from the rewards (failed trials feed
+`search.failure_reward`); the iteration is recorded and the checkpoint written.
 
-`storage` is the source of truth of finished trials. The checkpoint directory holds the strategy
-state and a journal of trials, so that a search whose storage lived in memory can resume too.
+The storage is the one source of truth for trials. Resuming after a crash at any point of an
+iteration re-runs that iteration's unfinished rows (a `running` row of a dead worker goes back
+to `waiting`), never re-records a finished one, and never drops a proposed genotype. An
+evaluation whose Ray worker or node died is not the architecture's failure: its row goes back
+to `waiting` and runs again (`attempts` counts the tries).
 """
 
 from __future__ import annotations
@@ -21,20 +25,28 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from controller.checkpoint import CheckpointDir, CheckpointError
 from controller.config import SearchConfig
+from controller.export import best_trial
+from controller.storage import SPENT_STATUSES as SPENT
 from controller.storage import IterationRecord, SearchStorage, TrialRecord
 from controller.strategies import Strategy, make_strategy
+from evaluator.remote import check_resources
 from evaluator.result import EvalResult
 from search_space import Genotype, SearchSpace, SpaceError, basic_genotype
 
 log = logging.getLogger("auxnas.controller")
 
 POLL_SECONDS = 0.25  # how often cancel is checked while evaluations run
+# an evaluation whose Ray worker or node died this many times ends the search (a system fault)
+MAX_SYSTEM_ATTEMPTS = 3
+# failures that belong to the architecture: every other failure of a baseline would hit every
+# candidate too (data, config, code), so it ends the search
+ARCHITECTURE_FAILURES = ("NaNLoss", "OutOfMemory", "InvalidReward")
 
 
 @dataclass
@@ -53,6 +65,7 @@ class SearchProgress:
 @dataclass
 class SearchOutcome:
     status: str  # "succeeded" | "failed" | "cancelled"
+    search_id: int = 0
     error: str | None = None
     best: TrialRecord | None = None
     joint: TrialRecord | None = None
@@ -78,14 +91,9 @@ def space_for(config: SearchConfig) -> SearchSpace:
     return SearchSpace(num_inputs=config.model.num_aux_inputs, tasks=tuple(config.tasks))
 
 
-@dataclass
-class _Job:
-    kind: str
-    genotype: Genotype | None
-    iteration: int | None
-    ref: Any = None
-    started: float = 0.0
-    trial: TrialRecord | None = None
+def is_system_failure(error: dict[str, Any] | None) -> bool:
+    """The evaluation did not fail: its Ray worker process or node did (see evaluator.remote)."""
+    return bool(error and error.get("system"))
 
 
 class SearchDriver:
@@ -107,19 +115,12 @@ class SearchDriver:
         self.eval_config = config.eval_config()
         self.space: SearchSpace | None = None
         self.strategy: Strategy | None = None
-        # rebuilt from the trials on resume
-        self.trials: list[TrialRecord] = []
-        self.cache: dict[str, TrialRecord] = {}
-        self.evaluated = self.cached = self.failed = 0
-        self.best: TrialRecord | None = None
-        self.best_any_reward: float | None = None  # joint included: drives early stop
-        self.joint: TrialRecord | None = None
-        self.basic: TrialRecord | None = None
+        self.trials: dict[int, TrialRecord] = {}  # the storage's rows of this search, by index
+        self.cache: dict[str, TrialRecord] = {}  # genotype hash -> its evaluated trial
         self.iteration = 0
-        self.next_index = 0
         self.stop_reason: str | None = None
         self.timings: dict[str, list[float]] = {}
-        self._running: dict[Any, _Job] = {}
+        self._running: dict[Any, int] = {}  # Ray ref -> trial index
         self._phase = "baselines"
         self._start = 0.0
 
@@ -132,6 +133,7 @@ class SearchDriver:
             self._run_baselines()
             self._phase = "search"
             self._search()
+            self._check_some_candidate_succeeded()
             status = "succeeded"
         except SearchCancelled:
             status = "cancelled"
@@ -148,11 +150,12 @@ class SearchDriver:
         self._emit_progress()
         return SearchOutcome(
             status=status,
+            search_id=self.search_id,
             error=error,
             best=self.best,
-            joint=self.joint,
-            basic=self.basic,
-            trials=list(self.trials),
+            joint=self._baseline("joint"),
+            basic=self._baseline("basic"),
+            trials=self.trial_list(),
             iterations=self.iteration,
             evaluated=self.evaluated,
             cached=self.cached,
@@ -162,17 +165,48 @@ class SearchDriver:
         )
 
     def progress(self) -> SearchProgress:
+        best = self.best
         return SearchProgress(
             evaluated=self.evaluated,
             cached=self.cached,
             failed=self.failed,
             budget=self.config.search.budget,
-            best_reward=self.best.reward if self.best else None,
+            best_reward=best.reward if best else None,
             elapsed=time.monotonic() - self._start,
             iteration=self.iteration,
             running=len(self._running),
             phase=self._phase,
         )
+
+    # --- counts, always from the rows ----------------------------------------------------------
+    def trial_list(self) -> list[TrialRecord]:
+        return [t for _, t in sorted(self.trials.items())]
+
+    def _search_trials(self) -> list[TrialRecord]:
+        return [t for t in self.trials.values() if t.phase == "search"]
+
+    @property
+    def evaluated(self) -> int:
+        return sum(1 for t in self._search_trials() if t.kind == "candidate" and t.status in SPENT)
+
+    @property
+    def cached(self) -> int:
+        return sum(1 for t in self._search_trials() if t.status == "cached")
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for t in self._search_trials() if t.status == "failed")
+
+    @property
+    def best(self) -> TrialRecord | None:
+        return best_trial(self.trials.values())
+
+    def _baseline(self, kind: str) -> TrialRecord | None:
+        return next((t for t in self._search_trials() if t.kind == kind), None)
+
+    @property
+    def next_index(self) -> int:
+        return max(self.trials, default=-1) + 1
 
     # --- setup and resume ----------------------------------------------------------------------
     def _setup(self, resume: bool) -> None:
@@ -194,15 +228,20 @@ class SearchDriver:
                 raise SearchFailed(str(e)) from None
             if state is not None:
                 self._check_compatible(state)
-            self._restore_trials()
         else:
             self.checkpoint.reset()
-            for trial in sorted(self.storage.trials(self.search_id), key=lambda t: t.index):
-                self._account(trial)  # normally none: a fresh search has no trials
+        for trial in self.storage.trials(self.search_id):
+            if trial.status == "running":  # its worker died with it: run it again
+                trial = self.storage.move_trial(self.search_id, trial.index, "waiting")
+            self._account(trial)
         self._check_failure_limit()
+        try:  # a trial no node can hold would wait forever: fail now instead
+            check_resources(self.config.resources)
+        except ValueError as e:
+            raise SearchFailed(str(e)) from None
         self.strategy = make_strategy(self.config.search.strategy, self.config, self.space)
         if state is not None:
-            self.iteration = max(self.iteration, int(state.get("iterations", 0)))
+            self.iteration = int(state.get("iterations", 0))
             strategy_dir = self.checkpoint.path
             try:
                 strategy_dir = self.checkpoint.strategy_dir(state)
@@ -229,67 +268,61 @@ class SearchDriver:
                 f"{where}: checkpoint belongs to another search space (tasks or num_aux_inputs)"
             )
 
-    def _restore_trials(self) -> None:
-        """Storage and journal together: a trial in either is finished and is not run again."""
-        stored = {t.index: t for t in self.storage.trials(self.search_id)}
-        journal_trials, journal_iterations = self.checkpoint.read_journal()
-        journaled = {t.index for t in journal_trials}
-        for trial in journal_trials:
-            if trial.index not in stored:
-                self.storage.add_trial(self.search_id, trial)
-                stored[trial.index] = trial
-        for index, trial in sorted(stored.items()):
-            if index not in journaled:
-                self.checkpoint.append_trial(trial)
-            self._account(trial)
-        if journal_iterations:
-            self.iteration = max(it.index for it in journal_iterations) + 1
-
     # --- bookkeeping ---------------------------------------------------------------------------
     def _account(self, trial: TrialRecord) -> None:
-        self.trials.append(trial)
-        self.next_index = max(self.next_index, trial.index + 1)
-        if trial.status == "cached":
-            self.cached += 1
-        elif trial.kind == "candidate":
-            self.evaluated += 1
-        if trial.status == "failed":
-            self.failed += 1
-        if trial.status != "cached" and trial.genotype_hash:
+        self.trials[trial.index] = trial
+        if (
+            trial.phase == "search"
+            and trial.genotype_hash
+            and trial.status in SPENT
+            and not is_system_failure(trial.error)
+        ):
             self.cache.setdefault(trial.genotype_hash, trial)
-        if trial.kind == "joint" and self.joint is None:
-            self.joint = trial
-        if trial.kind == "basic" and self.basic is None:
-            self.basic = trial
-        if trial.status == "succeeded" and trial.reward is not None:
-            if self.best_any_reward is None or trial.reward > self.best_any_reward:
-                self.best_any_reward = trial.reward
-            better = self.best is None or trial.reward > (self.best.reward or 0.0)
-            if trial.kind != "joint" and not trial.early_stopped and better:
-                self.best = trial
 
-    def _record(self, trial: TrialRecord) -> None:
+    def _move(self, index: int, status: str, **result: Any) -> TrialRecord:
         started = time.perf_counter()
-        trial.index = self._take_index()  # at record time: indices follow the storage order
-        self.storage.add_trial(self.search_id, trial)
-        self.checkpoint.append_trial(trial)
+        trial = self.storage.move_trial(self.search_id, index, status, **result)
         self._account(trial)
-        self._emit_progress()
         self.timings.setdefault("record_seconds", []).append(time.perf_counter() - started)
-        if trial.status == "failed":
-            self._check_failure_limit(trial)
+        return trial
+
+    def _add(self, trials: list[TrialRecord]) -> None:
+        self.storage.add_trials(self.search_id, trials)
+        for t in trials:
+            self._account(t)
+        self._emit_progress()
 
     def _check_failure_limit(self, last: TrialRecord | None = None) -> None:
         limit = self.config.search.max_failed_trials
         if self.failed > limit:
-            detail = ""
             err = (last.error if last else None) or next(
-                (t.error for t in reversed(self.trials) if t.status == "failed" and t.error), None
+                (t.error for t in reversed(self.trial_list()) if t.status == "failed" and t.error), None
             )
-            if err:
-                detail = f"; last error: {err.get('type', 'Error')}: {err.get('message', '')}"
+            detail = f"; last error: {err.get('type', 'Error')}: {err.get('message', '')}" if err else ""
             raise SearchFailed(
                 f"{self.failed} trials failed, more than search.max_failed_trials={limit}{detail}"
+            )
+
+    def _check_baseline(self, trial: TrialRecord) -> None:
+        """A baseline that fails for a reason every candidate shares ends the search now."""
+        if trial.status != "failed":
+            return
+        err = trial.error or {}
+        shared = trial.kind == "joint" or err.get("type") not in ARCHITECTURE_FAILURES
+        if shared:
+            raise SearchFailed(
+                f"the {'Joint' if trial.kind == 'joint' else 'basic'} baseline failed "
+                f"({err.get('type', 'Error')}: {err.get('message', '')}); every candidate trains the same "
+                "network on the same data, so the search stops"
+            )
+
+    def _check_some_candidate_succeeded(self) -> None:
+        cands = [t for t in self._search_trials() if t.kind == "candidate" and t.status in SPENT]
+        if cands and not any(t.status in ("succeeded", "pruned") for t in cands):
+            err = next((t.error for t in reversed(cands) if t.error), None) or {}
+            raise SearchFailed(
+                f"no candidate succeeded ({len(cands)} failed; last error: "
+                f"{err.get('type', 'Error')}: {err.get('message', '')})"
             )
 
     def _emit_progress(self) -> None:
@@ -300,19 +333,15 @@ class SearchDriver:
         except Exception:  # a broken progress display must not end the search
             log.exception("on_progress callback failed")
 
-    def _take_index(self) -> int:
-        index = self.next_index
-        self.next_index += 1
-        return index
-
     def _early_stop_below(self) -> float | None:
         s = self.config.search
-        if not s.early_stop or self.best_any_reward is None or self.best_any_reward <= 0:
+        rewards = [t.reward for t in self._search_trials() if t.status == "succeeded" and t.reward]
+        if not s.early_stop or not rewards or max(rewards) <= 0:
             return None
-        return s.early_stop_ratio * self.best_any_reward
+        return s.early_stop_ratio * max(rewards)
 
     def _controller_reward(self, trial: TrialRecord) -> float:
-        if trial.reward is None or trial.error is not None:
+        if trial.reward is None or trial.status == "failed":
             return self.config.search.failure_reward
         return float(trial.reward)
 
@@ -322,54 +351,39 @@ class SearchDriver:
 
     # --- baselines and candidates --------------------------------------------------------------
     def _run_baselines(self) -> None:
-        jobs = []
-        if self.joint is None:
-            jobs.append(_Job("joint", None, None))
-        if self.basic is None:
-            jobs.append(_Job("basic", basic_genotype(self.space), None))
-        self._run_jobs(jobs, ordered=True)
+        new = []
+        if self._baseline("joint") is None:
+            new.append(TrialRecord(index=self.next_index, kind="joint", status="waiting"))
+        if self._baseline("basic") is None:
+            new.append(
+                self._waiting(basic_genotype(self.space), self.next_index + len(new), None, kind="basic")
+            )
+        if new:
+            self._add(new)
+        baselines = [self._baseline("joint"), self._baseline("basic")]
+        self._run_trials([t for t in baselines if not t.final])
+        for t in baselines:
+            self._check_baseline(self.trials[t.index])
+
+    def _waiting(
+        self, genotype: Genotype, index: int, iteration: int | None, kind: str = "candidate"
+    ) -> TrialRecord:
+        return TrialRecord(
+            index=index,
+            kind=kind,
+            status="waiting",
+            tokens=list(genotype.tokens),
+            genotype=genotype.to_json(),
+            genotype_hash=genotype.canonical_hash(),
+            iteration=iteration,
+        )
 
     def _search(self) -> None:
         budget = self.config.search.budget
-        per_update = self.config.controller.episodes_per_update
         idle = 0
-        while self.evaluated < budget:
+        while self.evaluated < budget or self._iteration_rows(self.iteration):
             self._check_cancel()
-            started = time.perf_counter()
-            n = min(per_update, budget - self.evaluated)
-            genotypes = self.strategy.propose(n)
-            proposed = time.perf_counter()
-            evaluated_before, cached_before, failed_before = self.evaluated, self.cached, self.failed
-            rewards = self._run_candidates(genotypes)
-            evaluated_at = time.perf_counter()
-            stats = self.strategy.observe(rewards)
-            observed = time.perf_counter()
-            new = self.evaluated - evaluated_before
-            stats = {
-                **stats,
-                "evaluated": float(new),
-                "cached": float(self.cached - cached_before),
-                "failed": float(self.failed - failed_before),
-                "propose_seconds": proposed - started,
-                "evaluate_seconds": evaluated_at - proposed,
-                "observe_seconds": observed - evaluated_at,
-            }
-            record = IterationRecord(
-                index=self.iteration,
-                num_episodes=len(genotypes),
-                reward_mean=sum(rewards) / len(rewards),
-                reward_max=max(rewards),
-                stats=stats,
-                seconds=observed - started,
-            )
-            self.storage.add_iteration(self.search_id, record)
-            self.checkpoint.append_iteration(record)
-            self.iteration += 1
-            saved = self.checkpoint.save(self._state(), self.strategy, self.iteration)
-            for key in ("propose_seconds", "evaluate_seconds", "observe_seconds"):
-                self.timings.setdefault(key, []).append(stats[key])
-            self.timings.setdefault("checkpoint_seconds", []).append(saved)
-            self._emit_progress()
+            new = self._iteration(budget)
             idle = 0 if new else idle + 1
             if idle >= self.config.search.max_idle_iterations:
                 self.stop_reason = (
@@ -379,74 +393,115 @@ class SearchDriver:
                 return
         self.stop_reason = f"budget of {budget} candidates spent"
 
-    def _run_candidates(self, genotypes: list[Genotype]) -> list[float]:
-        """Evaluate or look up each genotype; one controller reward per genotype, same order."""
-        trials: list[TrialRecord | _Job | None] = [None] * len(genotypes)
-        jobs: list[_Job] = []
-        first_in_batch: dict[str, _Job] = {}
-        for i, genotype in enumerate(genotypes):
-            h = genotype.canonical_hash()
-            if h in self.cache:
-                trials[i] = self._record_cached(genotype, self.cache[h])
-            elif h in first_in_batch:
-                trials[i] = first_in_batch[h]  # recorded as cached once the original ends
-            else:
-                job = _Job("candidate", genotype, self.iteration)
-                first_in_batch[h] = job
-                jobs.append(job)
-                trials[i] = job
-        self._run_jobs(jobs, ordered=False)
-        rewards = []
-        seen: set[int] = set()
-        for i, item in enumerate(trials):
-            if isinstance(item, _Job):
-                if id(item) in seen:
-                    item = self._record_cached(genotypes[i], item.trial)
-                else:
-                    seen.add(id(item))
-                    item = item.trial
-            rewards.append(self._controller_reward(item))
-        return rewards
-
-    def _record_cached(self, genotype: Genotype, original: TrialRecord) -> TrialRecord:
-        trial = TrialRecord(
-            index=-1,
-            kind="candidate",
-            status="cached",
-            tokens=list(genotype.tokens),
-            genotype=genotype.to_json(),
-            genotype_hash=genotype.canonical_hash(),
-            reward=original.reward,
-            metrics=original.metrics,
-            seconds=0.0,
-            cached=True,
-            early_stopped=original.early_stopped,
-            main_params=original.main_params,
-            aux_params=original.aux_params,
-            iteration=self.iteration,
-            error=original.error,
+    def _iteration_rows(self, k: int) -> list[TrialRecord]:
+        return sorted(
+            (t for t in self._search_trials() if t.kind == "candidate" and t.iteration == k),
+            key=lambda t: t.index,
         )
-        self._record(trial)
-        return trial
 
-    def _run_jobs(self, jobs: list[_Job], *, ordered: bool) -> None:
-        """Evaluate `jobs`, at most `parallel_trials` at once, recording each as it ends
-        (`ordered`: in the order given, for joint-then-basic)."""
+    def _iteration(self, budget: int) -> int:
+        """One controller iteration (or the rest of an interrupted one); returns how many of its
+        genotypes were new to the search."""
+        k = self.iteration
+        started = time.perf_counter()
+        rows = self._iteration_rows(k)
+        payload = self.checkpoint.load_pending(k)
+        if payload is not None:
+            genotypes = self.strategy.restore_pending(payload)
+        elif rows:
+            raise SearchFailed(
+                f"{self.checkpoint.path}: iteration {k} has trials but its proposed batch is missing"
+            )
+        else:
+            n = min(self.config.controller.episodes_per_update, budget - self.evaluated)
+            genotypes = self.strategy.propose(n)
+            self.checkpoint.save_pending(k, self.strategy.pending())
+        proposed = time.perf_counter()
+        if not rows:
+            rows = self._decide(genotypes, k)
+        elif [list(g.tokens) for g in genotypes] != [t.tokens for t in rows]:
+            raise SearchFailed(f"{self.checkpoint.path}: iteration {k}'s trials do not match its proposed batch")
+        new = sum(1 for t in rows if t.status != "cached")
+        self._run_batch(rows)
+        evaluated_at = time.perf_counter()
+        rows = [self.trials[t.index] for t in rows]
+        rewards = [self._controller_reward(t) for t in rows]
+        stats = self.strategy.observe(rewards)
+        observed = time.perf_counter()
+        stats = {
+            **stats,
+            "evaluated": float(new),
+            "cached": float(sum(1 for t in rows if t.status == "cached")),
+            "failed": float(sum(1 for t in rows if t.status == "failed")),
+            "propose_seconds": proposed - started,
+            "evaluate_seconds": evaluated_at - proposed,
+            "observe_seconds": observed - evaluated_at,
+        }
+        record = IterationRecord(
+            index=k,
+            num_episodes=len(rows),
+            reward_mean=sum(rewards) / len(rewards),
+            reward_max=max(rewards),
+            stats=stats,
+            seconds=observed - started,
+        )
+        self.storage.add_iteration(self.search_id, record)
+        self.iteration += 1
+        saved = self.checkpoint.save(self._state(), self.strategy, self.iteration)
+        for key in ("propose_seconds", "evaluate_seconds", "observe_seconds"):
+            self.timings.setdefault(key, []).append(stats[key])
+        self.timings.setdefault("checkpoint_seconds", []).append(saved)
+        self._emit_progress()
+        return new
+
+    def _decide(self, genotypes: list[Genotype], k: int) -> list[TrialRecord]:
+        """One row per proposed genotype, in order: cached when evaluated before, else waiting."""
+        rows = []
+        for i, genotype in enumerate(genotypes):
+            index = self.next_index + i
+            original = self.cache.get(genotype.canonical_hash())
+            if original is None:
+                rows.append(self._waiting(genotype, index, k))
+            else:
+                rows.append(self._cached_copy(self._waiting(genotype, index, k), original, status="cached"))
+        self._add(rows)
+        return rows
+
+    @staticmethod
+    def _cached_copy(row: TrialRecord, original: TrialRecord, status: str) -> TrialRecord:
+        return replace(row, status=status, **_result_of(original), seconds=0.0)
+
+    def _run_batch(self, rows: list[TrialRecord]) -> None:
+        """Run the batch's waiting rows, each genotype once; its duplicates become cached."""
+        to_run, seen = [], set()
+        for t in rows:
+            t = self.trials[t.index]
+            if t.final or t.genotype_hash in self.cache or t.genotype_hash in seen:
+                continue
+            seen.add(t.genotype_hash)
+            to_run.append(t)
+        self._run_trials(to_run)
+        for t in rows:
+            t = self.trials[t.index]
+            if t.status == "waiting":
+                self._move(t.index, "cached", **_result_of(self.cache[t.genotype_hash]), seconds=0.0)
+
+    def _run_trials(self, trials: list[TrialRecord]) -> None:
+        """Evaluate waiting `trials`, at most `parallel_trials` at once, moving each row through
+        running to its outcome as it happens; a system failure sends the row back to waiting."""
         import ray
 
         from evaluator.remote import get_result, submit
 
-        pending = deque(jobs)
-        finished: set[int] = set()
-        next_ordered = 0
+        pending = deque(trials)
         while pending or self._running:
             submitted = False
             while pending and len(self._running) < self.config.search.parallel_trials:
-                job = pending.popleft()
-                below = self._early_stop_below() if job.kind == "candidate" else None
-                job.started = time.monotonic()
-                job.ref = submit(self.eval_config, job.genotype, below, self.evaluate_fn)
-                self._running[job.ref] = job
+                trial = pending.popleft()
+                genotype = Genotype(self.space, tuple(trial.tokens)) if trial.tokens is not None else None
+                below = self._early_stop_below() if trial.kind == "candidate" else None
+                self._move(trial.index, "running")
+                self._running[submit(self.eval_config, genotype, below, self.evaluate_fn)] = trial.index
                 submitted = True
             if submitted:
                 self._emit_progress()
@@ -456,60 +511,60 @@ class SearchDriver:
                 more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
                 ready += more
             for ref in ready:
-                job = self._running.pop(ref)
-                job.trial = self._trial_from_result(job, get_result(ref))
-                if not ordered:
-                    self._record(job.trial)
-                finished.add(id(job))
-            while ordered and next_ordered < len(jobs) and id(jobs[next_ordered]) in finished:
-                self._record(jobs[next_ordered].trial)
-                next_ordered += 1
+                index = self._running.pop(ref)
+                trial = self._finish(index, get_result(ref))
+                if trial.status == "waiting":
+                    pending.appendleft(trial)
             self._check_cancel()
 
-    def _trial_from_result(self, job: _Job, result: EvalResult) -> TrialRecord:
-        g = job.genotype
-        ok = bool(result.ok)
-        error = result.error
-        reward = result.reward
+    def _finish(self, index: int, result: EvalResult) -> TrialRecord:
+        trial = self.trials[index]
+        node = getattr(result, "node", None)
+        if not result.ok and is_system_failure(result.error):
+            trial = self._move(index, "waiting", error=dict(result.error), node=node)
+            log.warning("search %s: trial %d lost its worker (%s); running it again", self.search_id, index,
+                        result.error.get("type"))
+            if trial.attempts >= MAX_SYSTEM_ATTEMPTS:
+                self._move(index, "failed")
+                raise SearchFailed(
+                    f"trial {index}: its Ray worker or node died {trial.attempts} times "
+                    f"({result.error.get('type')}: {result.error.get('message', '')})"
+                )
+            return trial
+        ok, error, reward = bool(result.ok), result.error, result.reward
         if ok and (reward is None or not math.isfinite(reward)):
             ok, error = False, {"type": "InvalidReward", "message": f"evaluation returned reward {reward!r}"}
         if not ok and not error:
             error = {"type": "EvaluationFailed", "message": "the evaluation failed without an error"}
-        seconds = result.seconds if result.seconds > 0 else time.monotonic() - job.started
-        return TrialRecord(
-            index=-1,
-            kind=job.kind,
-            status="succeeded" if ok else "failed",
-            tokens=list(g.tokens) if g is not None else None,
-            genotype=g.to_json() if g is not None else None,
-            genotype_hash=g.canonical_hash() if g is not None else None,
+        status = ("pruned" if result.early_stopped else "succeeded") if ok else "failed"
+        trial = self._move(
+            index,
+            status,
             reward=float(reward) if ok else None,
             metrics=result.metrics or {},
-            seconds=float(seconds),
-            cached=False,
-            early_stopped=bool(result.early_stopped),
+            seconds=float(result.seconds) if result.seconds > 0 else 0.0,
             main_params=int(result.main_params),
             aux_params=int(result.aux_params),
-            iteration=job.iteration,
             error=None if ok else dict(error),
+            node=node,
+            per_seed=getattr(result, "per_seed", None),
         )
+        self._emit_progress()
+        if trial.status == "failed":
+            self._check_failure_limit(trial)
+        return trial
 
     # --- state and teardown --------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
+        best = self.best
         return {
             "search_id": self.search_id,
             "name": self.config.name,
             "strategy": self.config.search.strategy,
             "space": self.space.to_dict(),
             "iterations": self.iteration,
-            "next_index": self.next_index,
             "budget": self.config.search.budget,
-            "evaluated": self.evaluated,
-            "cached": self.cached,
-            "failed": self.failed,
-            "best_index": self.best.index if self.best else None,
-            "best_reward": self.best.reward if self.best else None,
-            "cache": {h: t.index for h, t in self.cache.items()},
+            "best_index": best.index if best else None,
         }
 
     def _cancel_running(self) -> None:
@@ -517,11 +572,15 @@ class SearchDriver:
             return
         import ray
 
-        for ref in list(self._running):
+        for ref, index in list(self._running.items()):
             try:
                 ray.cancel(ref, force=True)
             except Exception:  # already finished or its worker is gone
                 log.debug("cancel of %s failed", ref, exc_info=True)
+            try:  # it did not finish: whoever resumes the search runs it again
+                self._move(index, "waiting")
+            except Exception:  # e.g. the lease is lost: the next owner resets running rows
+                log.debug("could not hand trial %d back", index, exc_info=True)
         self._running.clear()
 
     def _close_strategy(self) -> None:
@@ -530,6 +589,18 @@ class SearchDriver:
                 self.strategy.close()
             except Exception:
                 log.exception("closing the strategy failed")
+
+
+def _result_of(trial: TrialRecord) -> dict[str, Any]:
+    """What a cached copy repeats of the trial it copies."""
+    return {
+        "reward": trial.reward,
+        "metrics": trial.metrics,
+        "main_params": trial.main_params,
+        "aux_params": trial.aux_params,
+        "error": trial.error,
+        "per_seed": trial.per_seed,
+    }
 
 
 def _one_line(text: str, limit: int = 300) -> str:

@@ -11,38 +11,40 @@ from controller.config import SearchConfig
 from controller.storage import TrialRecord
 from search_space import Genotype, parse_genotype
 
+# The one rule for "the best trial", used by the driver, the CLI, the REST API and the plots
+# (db.views expresses the same rule in SQL from these constants): the highest reward among
+# fully evaluated genotypes of the search phase, the earliest on ties. Joint has no genotype,
+# cached trials repeat an earlier one, and a pruned trial's reward is only a first-stage one.
+BEST_KINDS = ("basic", "candidate")
+BEST_STATUS = "succeeded"
+BEST_PHASE = "search"
+
+
+def is_best_eligible(t: TrialRecord) -> bool:
+    return (
+        t.kind in BEST_KINDS
+        and t.status == BEST_STATUS
+        and t.phase == BEST_PHASE
+        and t.reward is not None
+        and t.genotype is not None
+    )
+
 
 def best_trial(trials: Iterable[TrialRecord]) -> TrialRecord | None:
-    """Highest reward among fully evaluated genotypes (basic and candidates; earliest on ties).
-
-    Joint has no genotype, cached trials repeat an earlier one, and an early-stopped trial's
-    reward is only its first-stage reward.
-    """
     best = None
     for t in trials:
-        if (
-            t.kind in ("basic", "candidate")
-            and t.status == "succeeded"
-            and not t.early_stopped
-            and t.reward is not None
-            and t.genotype is not None
-            and (best is None or t.reward > best.reward or (t.reward == best.reward and t.index < best.index))
+        if is_best_eligible(t) and (
+            best is None or t.reward > best.reward or (t.reward == best.reward and t.index < best.index)
         ):
             best = t
     return best
 
 
-def best_genotype_json(trials: Iterable[TrialRecord], search_meta: dict[str, Any]) -> dict[str, Any]:
-    """Genotype JSON v1 of the best trial with its reward, metrics and `search` ({id, name}).
-
-    Raises LookupError when no trial has a usable reward yet.
-    """
-    best = best_trial(trials)
-    if best is None:
-        raise LookupError("no successfully evaluated genotype yet")
-    genotype = parse_genotype(best.genotype)
-    search = {k: search_meta[k] for k in ("id", "name") if k in search_meta}
-    return genotype.to_json(reward=best.reward, metrics=best.metrics, search=search)
+def genotype_document(trial: TrialRecord, search_id: int, search_name: str) -> dict[str, Any]:
+    """Genotype JSON v1 of `trial` with its reward, metrics and the search it came from."""
+    genotype = parse_genotype(trial.genotype)
+    search = {"id": search_id, "name": search_name, "trial": trial.index}
+    return genotype.to_json(reward=trial.reward, metrics=trial.metrics, search=search)
 
 
 def greedy_genotype(config: SearchConfig, checkpoint_dir: str | Path) -> Genotype:

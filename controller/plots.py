@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from controller.export import best_trial, is_best_eligible  # noqa: E402
 from controller.storage import TrialRecord  # noqa: E402
 from search_space import ADAPTOR_OPS, AGGREGATORS, Genotype  # noqa: E402
 
@@ -37,7 +38,7 @@ def render(name: str, trials: Sequence[TrialRecord], title: str = "") -> bytes:
 
 
 def _candidates(trials: list[TrialRecord]) -> list[TrialRecord]:
-    return sorted((t for t in trials if t.kind == "candidate"), key=lambda t: t.index)
+    return sorted((t for t in trials if t.kind == "candidate" and t.phase == "search"), key=lambda t: t.index)
 
 
 def _reward(trials: list[TrialRecord], title: str):
@@ -46,7 +47,7 @@ def _reward(trials: list[TrialRecord], title: str):
         raise PlotError("no candidate trials yet")
     fig, ax = plt.subplots(figsize=(8, 4.2))
     xs = list(range(1, len(cands) + 1))
-    ok = [(x, t.reward) for x, t in zip(xs, cands, strict=True) if t.status == "succeeded"]
+    ok = [(x, t.reward) for x, t in zip(xs, cands, strict=True) if t.status in ("succeeded", "pruned")]
     cached = [(x, t.reward) for x, t in zip(xs, cands, strict=True) if t.status == "cached"]
     failed = [x for x, t in zip(xs, cands, strict=True) if t.status == "failed"]
     if ok:
@@ -54,14 +55,14 @@ def _reward(trials: list[TrialRecord], title: str):
     if cached:
         ax.scatter(*zip(*cached, strict=True), s=14, facecolors="none", edgecolors="tab:blue", label="cached")
     best, line = None, []
-    for t in cands:
-        if t.status != "failed" and t.reward is not None:
+    for t in cands:  # the best-trial rule, over the candidates so far
+        if is_best_eligible(t):
             best = t.reward if best is None else max(best, t.reward)
         line.append(best)
     ax.step(xs, line, where="post", color="tab:red", label="best so far")
     lo = min((r for _, r in ok + cached), default=0.0)
     for kind, color in (("joint", "black"), ("basic", "tab:green")):
-        base = next((t for t in trials if t.kind == kind and t.reward is not None), None)
+        base = next((t for t in trials if t.kind == kind and t.phase == "search" and t.status == "succeeded"), None)
         if base is not None:
             ax.axhline(base.reward, color=color, ls="--", lw=1, label=f"{kind} {base.reward:.4f}")
             lo = min(lo, base.reward)
@@ -110,10 +111,9 @@ def _ops(trials: list[TrialRecord], title: str):
 
 
 def _genotype(trials: list[TrialRecord], title: str):
-    scored = [t for t in trials if t.genotype is not None and t.reward is not None and t.status != "failed"]
-    if not scored:
+    best = best_trial(trials)
+    if best is None:
         raise PlotError("no scored genotype yet")
-    best = max(scored, key=lambda t: t.reward)
     return draw_genotype(
         Genotype.from_json(best.genotype), title or f"best genotype (reward {best.reward:.4f})"
     )

@@ -1,38 +1,91 @@
-"""The small interface through which a search records what it does.
+"""The trial lifecycle and the small interface through which a search records what it does.
 
-The search driver writes every trial as soon as its evaluation ends, and every controller
-iteration; `db.storage.SqlStorage` implements the same interface for the service.
+A trial row exists from the moment its evaluation is decided (after Optuna's `TrialState`):
+
+    waiting --> running --> succeeded | failed | pruned
+       |           |
+       |           +--> waiting      (its worker or node died, or the search stopped: re-run later)
+       +--> cached                   (a duplicate: the reward of an earlier trial of the genotype)
+       +--> failed                   (never started: e.g. the search gave up on it)
+
+`succeeded`, `failed`, `pruned` (early stopped: its reward is a first-stage reward) and `cached`
+are final. `db.storage.SqlStorage` implements the same interface for the service;
+`InMemoryStorage` keeps it in a process (tests, benchmarks).
 """
 
 from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
 from typing import Any
 
 SEARCH_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 TRIAL_KINDS = ("joint", "basic", "candidate")
-TRIAL_STATUSES = ("succeeded", "failed", "cached")
+TRIAL_STATUSES = ("waiting", "running", "succeeded", "failed", "pruned", "cached")
+FINAL_TRIAL_STATUSES = ("succeeded", "failed", "pruned", "cached")
+# a candidate in one of these was trained: it spent budget (cached ones did not)
+SPENT_STATUSES = ("succeeded", "failed", "pruned")
+TRIAL_PHASES = ("search", "calibration")
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "waiting": ("running", "cached", "failed"),
+    "running": ("succeeded", "failed", "pruned", "waiting"),
+    "succeeded": (),
+    "failed": (),
+    "pruned": (),
+    "cached": (),
+}
+
+
+class InvalidTransition(ValueError):
+    """A trial asked to move between states the lifecycle does not connect."""
+
+
+def check_transition(index: int, old: str, new: str) -> None:
+    if new not in TRANSITIONS.get(old, ()):
+        raise InvalidTransition(f"trial {index}: cannot go from {old!r} to {new!r}")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 @dataclass
 class TrialRecord:
-    index: int  # 0-based order of the trial within its search
+    index: int  # 0-based order of the trial within its search (the order it was decided)
     kind: str  # "joint" (no aux modules), "basic" or "candidate"
-    status: str  # "succeeded" | "failed" | "cached"
+    status: str  # one of TRIAL_STATUSES
     tokens: list[int] | None = None  # None for the joint baseline
     genotype: dict[str, Any] | None = None  # genotype JSON v1 (no reward/metrics), None for joint
     genotype_hash: str | None = None
     reward: float | None = None
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     seconds: float = 0.0
-    cached: bool = False
-    early_stopped: bool = False
     main_params: int = 0
     aux_params: int = 0
     iteration: int | None = None  # controller iteration that sampled it
-    error: dict[str, str] | None = None
+    error: dict[str, Any] | None = None
+    attempts: int = 0  # times it started running (a dead worker or node adds one)
+    node: dict[str, str] | None = None  # the Ray node of its last attempt: {"id": ..., "ip": ...}
+    phase: str = "search"  # "search" or "calibration" (calibration trials spend no budget)
+    replicate: int | None = None  # calibration: which independent replicate
+    per_seed: list[dict[str, Any]] | None = None  # with train.reward_seeds > 1: reward and metrics per seed
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def cached(self) -> bool:
+        return self.status == "cached"
+
+    @property
+    def pruned(self) -> bool:
+        return self.status == "pruned"
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_TRIAL_STATUSES
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,17 +101,37 @@ class IterationRecord:
     seconds: float = 0.0
 
 
+# fields a transition may set besides the status
+TRIAL_RESULT_FIELDS = (
+    "reward",
+    "metrics",
+    "seconds",
+    "main_params",
+    "aux_params",
+    "error",
+    "node",
+    "per_seed",
+)
+
+
 class SearchStorage(ABC):
     """Per-search persistence used by the driver. Implementations must be thread-safe."""
 
     @abstractmethod
-    def add_trial(self, search_id: int, trial: TrialRecord) -> None: ...
+    def add_trials(self, search_id: int, trials: list[TrialRecord]) -> None:
+        """Store new trials (all or none); their indexes must be new in the search."""
+
+    @abstractmethod
+    def move_trial(self, search_id: int, index: int, status: str, **result: Any) -> TrialRecord:
+        """Move one trial to `status` (an allowed transition, else InvalidTransition), setting
+        the `TRIAL_RESULT_FIELDS` given; stamps started_at/finished_at; returns the new record."""
 
     @abstractmethod
     def trials(self, search_id: int) -> list[TrialRecord]: ...
 
     @abstractmethod
-    def add_iteration(self, search_id: int, it: IterationRecord) -> None: ...
+    def add_iteration(self, search_id: int, it: IterationRecord) -> None:
+        """Store a controller iteration; storing the same index again keeps the first."""
 
     @abstractmethod
     def set_status(self, search_id: int, status: str, error: str | None = None) -> None: ...
@@ -70,30 +143,63 @@ class SearchStorage(ABC):
     def cancel_requested(self, search_id: int) -> bool: ...
 
 
+def apply_transition(trial: TrialRecord, status: str, result: dict[str, Any]) -> TrialRecord:
+    """The record after a transition: the one rule both storages apply."""
+    check_transition(trial.index, trial.status, status)
+    unknown = set(result) - set(TRIAL_RESULT_FIELDS)
+    if unknown:
+        raise ValueError(f"trial {trial.index}: cannot set {sorted(unknown)}")
+    now = utcnow()
+    changes: dict[str, Any] = {"status": status, **result}
+    if status == "running":
+        changes["attempts"] = trial.attempts + 1
+        changes["started_at"] = now
+        changes["finished_at"] = None
+    elif status == "waiting":
+        changes["started_at"] = None
+    if status in FINAL_TRIAL_STATUSES:
+        changes["finished_at"] = now
+    return replace(trial, **changes)
+
+
 class InMemoryStorage(SearchStorage):
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._trials: dict[int, list[TrialRecord]] = {}
-        self._iterations: dict[int, list[IterationRecord]] = {}
+        self._trials: dict[int, dict[int, TrialRecord]] = {}
+        self._iterations: dict[int, dict[int, IterationRecord]] = {}
         self.status: dict[int, tuple[str, str | None]] = {}
         self.checkpoint_dirs: dict[int, str] = {}
         self.cancelled: set[int] = set()
 
-    def add_trial(self, search_id: int, trial: TrialRecord) -> None:
+    def add_trials(self, search_id: int, trials: list[TrialRecord]) -> None:
         with self._lock:
-            self._trials.setdefault(search_id, []).append(trial)
+            stored = self._trials.setdefault(search_id, {})
+            clash = [t.index for t in trials if t.index in stored]
+            if clash or len({t.index for t in trials}) != len(trials):
+                raise ValueError(f"search {search_id}: trial {clash[:1] or 'index'} is already stored")
+            now = utcnow()
+            for t in trials:
+                stored[t.index] = replace(t, created_at=t.created_at or now)
+
+    def move_trial(self, search_id: int, index: int, status: str, **result: Any) -> TrialRecord:
+        with self._lock:
+            stored = self._trials.get(search_id, {})
+            if index not in stored:
+                raise KeyError(f"search {search_id} has no trial {index}")
+            stored[index] = apply_transition(stored[index], status, result)
+            return stored[index]
 
     def trials(self, search_id: int) -> list[TrialRecord]:
         with self._lock:
-            return list(self._trials.get(search_id, []))
+            return [t for _, t in sorted(self._trials.get(search_id, {}).items())]
 
     def add_iteration(self, search_id: int, it: IterationRecord) -> None:
         with self._lock:
-            self._iterations.setdefault(search_id, []).append(it)
+            self._iterations.setdefault(search_id, {}).setdefault(it.index, it)
 
     def iterations(self, search_id: int) -> list[IterationRecord]:
         with self._lock:
-            return list(self._iterations.get(search_id, []))
+            return [it for _, it in sorted(self._iterations.get(search_id, {}).items())]
 
     def set_status(self, search_id: int, status: str, error: str | None = None) -> None:
         if status not in SEARCH_STATUSES:

@@ -4,6 +4,8 @@
     genotypes = strategy.propose(8)
     stats = strategy.observe([0.4, 0.6, ...])     # one reward per proposed genotype, same order
     strategy.save(directory); strategy.restore(directory)
+    payload = strategy.pending()                  # the proposed batch, before it is observed
+    genotypes = strategy.restore_pending(payload) # after restore(): the same batch again
 
 The driver (`controller.driver.SearchDriver`) does the evaluation, caching and bookkeeping, so
 `ppo` and `random` spend the same budget the same way.
@@ -37,6 +39,15 @@ class Strategy(ABC):
         """Rewards of the last `propose` batch, in its order; returns learner statistics."""
 
     @abstractmethod
+    def pending(self) -> Any:
+        """The last `propose` batch as picklable data (saved before its trials are stored)."""
+
+    @abstractmethod
+    def restore_pending(self, payload: Any) -> list[Genotype]:
+        """After `restore` of the state saved before that batch: make it the batch awaiting
+        `observe`, and leave the strategy where it was after proposing it; returns its genotypes."""
+
+    @abstractmethod
     def save(self, directory: Path) -> None:
         """Write the whole strategy state into `directory` (created by the caller, empty)."""
 
@@ -57,10 +68,22 @@ class RandomStrategy(Strategy):
         self.space = space
         self.rng = random.Random(f"auxnas-random-{config.seed}")
         self._pending = 0
+        self._batch: list[Genotype] = []
 
     def propose(self, n: int) -> list[Genotype]:
         self._pending = n
-        return [sample_genotype(self.space, self.rng) for _ in range(n)]
+        self._batch = [sample_genotype(self.space, self.rng) for _ in range(n)]
+        return self._batch
+
+    def pending(self) -> Any:
+        return [list(g.tokens) for g in self._batch]
+
+    def restore_pending(self, payload: Any) -> list[Genotype]:
+        # drawing again from the restored generator reproduces the batch and its state after it
+        batch = self.propose(len(payload))
+        if [list(g.tokens) for g in batch] != payload:
+            raise ValueError("the restored random state does not reproduce the proposed batch")
+        return batch
 
     def observe(self, rewards: Sequence[float]) -> dict[str, float]:
         if len(rewards) != self._pending:
@@ -101,7 +124,19 @@ class PPOStrategy(Strategy):
             self._episodes = self.algo.sample_episodes(n)
         if len(self._episodes) != n:
             raise RuntimeError(f"sampled {len(self._episodes)} episodes, wanted {n}")
+        return self._genotypes()
+
+    def _genotypes(self) -> list[Genotype]:
         return [Genotype(self.space, tuple(self.algo.episode_tokens(e))) for e in self._episodes]
+
+    def pending(self) -> Any:
+        return [e.get_state() for e in self._episodes]
+
+    def restore_pending(self, payload: Any) -> list[Genotype]:
+        from ray.rllib.env.single_agent_episode import SingleAgentEpisode
+
+        self._episodes = [SingleAgentEpisode.from_state(state) for state in payload]
+        return self._genotypes()
 
     def observe(self, rewards: Sequence[float]) -> dict[str, float]:
         if len(rewards) != len(self._episodes):

@@ -83,26 +83,34 @@ class Trial(Base):
     __table_args__ = (
         UniqueConstraint("search_id", "index", name="uq_trials_search_index"),
         Index("ix_trials_search_reward", "search_id", "reward"),
+        Index("ix_trials_search_status", "search_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     search_id: Mapped[int] = mapped_column(ForeignKey("searches.id", ondelete="CASCADE"))
     index: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(16))  # joint | basic | candidate
-    status: Mapped[str] = mapped_column(String(16))  # succeeded | failed | cached
+    # waiting | running | succeeded | failed | pruned | cached (controller.storage.TRANSITIONS)
+    status: Mapped[str] = mapped_column(String(16))
+    phase: Mapped[str] = mapped_column(String(16), default="search")  # search | calibration
+    replicate: Mapped[int | None] = mapped_column(Integer, nullable=True)  # calibration replicate
     tokens: Mapped[list[int] | None] = mapped_column(NULLABLE_JSON, nullable=True)
     genotype: Mapped[dict[str, Any] | None] = mapped_column(NULLABLE_JSON, nullable=True)
     genotype_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     reward: Mapped[float | None] = mapped_column(Float, nullable=True)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    per_seed: Mapped[list[dict[str, Any]] | None] = mapped_column(NULLABLE_JSON, nullable=True)
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
-    cached: Mapped[bool] = mapped_column(Boolean, default=False)
-    early_stopped: Mapped[bool] = mapped_column(Boolean, default=False)
     main_params: Mapped[int] = mapped_column(BigInteger, default=0)
     aux_params: Mapped[int] = mapped_column(BigInteger, default=0)
     iteration: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[dict[str, Any] | None] = mapped_column(NULLABLE_JSON, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # times it started running
+    node_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # Ray node of the last attempt
+    node_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # decided (waiting)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Iteration(Base):

@@ -17,7 +17,13 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from controller.storage import SEARCH_STATUSES, IterationRecord, SearchStorage, TrialRecord
+from controller.storage import (
+    SEARCH_STATUSES,
+    IterationRecord,
+    SearchStorage,
+    TrialRecord,
+    apply_transition,
+)
 from db import views
 from db.engine import make_engine, session_factory, transaction
 from db.models import Iteration, Search, Trial, utcnow
@@ -62,27 +68,24 @@ class SqlStorage(SearchStorage):
 
     # --- the controller's interface -------------------------------------------------------
 
-    def add_trial(self, search_id: int, trial: TrialRecord) -> None:
-        row = Trial(
-            search_id=search_id,
-            index=trial.index,
-            kind=trial.kind,
-            status=trial.status,
-            tokens=list(trial.tokens) if trial.tokens is not None else None,
-            genotype=finite_or_none(trial.genotype),
-            genotype_hash=trial.genotype_hash,
-            reward=finite_or_none(trial.reward),
-            metrics=finite_or_none(trial.metrics or {}),
-            seconds=float(trial.seconds or 0.0),
-            cached=bool(trial.cached),
-            early_stopped=bool(trial.early_stopped),
-            main_params=int(trial.main_params or 0),
-            aux_params=int(trial.aux_params or 0),
-            iteration=trial.iteration,
-            error=finite_or_none(trial.error),
-            created_at=utcnow(),
-        )
-        self._insert_owned(search_id, row, f"trial {trial.index}")
+    def add_trials(self, search_id: int, trials: list[TrialRecord]) -> None:
+        now = utcnow()
+        rows = [_trial_row(search_id, t, now) for t in trials]
+        what = f"trial {trials[0].index}" if len(trials) == 1 else f"one of trials {[t.index for t in trials]}"
+        self._insert_owned(search_id, rows, what)
+
+    def move_trial(self, search_id: int, index: int, status: str, **result: Any) -> TrialRecord:
+        with transaction(self.sessions, write=True) as s:
+            self._check_owner(s, search_id)
+            row = s.scalars(
+                select(Trial).where(Trial.search_id == search_id, Trial.index == index).with_for_update()
+            ).one_or_none()
+            if row is None:
+                raise KeyError(f"search {search_id} has no trial {index}")
+            record = apply_transition(trial_record(row), status, result)
+            for key, value in _trial_columns(record).items():
+                setattr(row, key, value)
+            return record
 
     def trials(self, search_id: int) -> list[TrialRecord]:
         with transaction(self.sessions) as s:
@@ -100,14 +103,20 @@ class SqlStorage(SearchStorage):
             seconds=float(it.seconds or 0.0),
             created_at=utcnow(),
         )
-        self._insert_owned(search_id, row, f"iteration {it.index}")
+        with transaction(self.sessions) as s:
+            exists = s.scalar(
+                select(Iteration.id).where(Iteration.search_id == search_id, Iteration.index == it.index)
+            )
+        if exists is None:  # a resumed search may finish an iteration it had recorded already
+            self._insert_owned(search_id, [row], f"iteration {it.index}")
 
-    def _insert_owned(self, search_id: int, row, what: str) -> None:
-        """Insert a row of a search this storage's owner holds; a duplicate index is an error."""
+    def _insert_owned(self, search_id: int, rows: list[Any], what: str) -> None:
+        """Insert rows of a search this storage's owner holds (all or none); a duplicate index
+        is an error."""
         try:
             with transaction(self.sessions, write=True) as s:
                 self._check_owner(s, search_id)
-                s.add(row)
+                s.add_all(rows)
         except IntegrityError:
             raise ValueError(f"search {search_id}: {what} is already stored") from None
 
@@ -258,29 +267,28 @@ class SqlStorage(SearchStorage):
             return views.list_summaries(conn, offset, limit, status)
 
     def trial_page(
-        self, search_id: int, offset: int = 0, limit: int = 50, raw_json: bool = False
-    ) -> tuple[list[dict[str, Any]], int]:
+        self, search_id: int, offset: int = 0, limit: int = 50, status: str | None = None
+    ) -> tuple[list[TrialRecord], int]:
         with self.engine.connect() as conn:
-            return views.trial_page(conn, search_id, offset, limit, raw_json)
+            rows, total = views.trial_page(conn, search_id, offset, limit, status)
+        return [trial_record(r) for r in rows], total
 
     def search_exists(self, search_id: int) -> bool:
         with self.engine.connect() as conn:
             return conn.execute(select(Search.id).where(Search.id == search_id)).first() is not None
 
     def best_genotype_json(self, search_id: int) -> dict[str, Any] | None:
-        """Genotype JSON v1 of the best trial with reward, metrics and the search; None if none."""
+        """Genotype JSON v1 of the best trial (controller.export's rule and document); None if none."""
+        from controller.export import genotype_document
+
         with self.engine.connect() as conn:
             search = conn.execute(select(Search.name).where(Search.id == search_id)).first()
             if search is None:
                 raise UnknownSearch(search_id)
             best = views.best_trial(conn, search_id)
-        if best is None or not best["genotype"]:
+        if best is None:
             return None
-        doc = dict(best["genotype"])
-        doc["reward"] = best["reward"]
-        doc["metrics"] = best["metrics"] or {}
-        doc["search"] = {"id": search_id, "name": search.name, "trial": best["index"]}
-        return doc
+        return genotype_document(trial_record(best), search_id, search.name)
 
     def expire_lease_now(self, search_id: int, owner: str) -> bool:
         """A worker shutting down hands its search back: the next worker resumes it at once."""
@@ -296,7 +304,39 @@ class SqlStorage(SearchStorage):
         self.engine.dispose()
 
 
-_RECORD_FIELDS = tuple(TrialRecord.__dataclass_fields__)
+def _trial_columns(t: TrialRecord) -> dict[str, Any]:
+    """The columns of a trial row (but its ids) from a record."""
+    node = t.node or {}
+    return {
+        "index": t.index,
+        "kind": t.kind,
+        "status": t.status,
+        "phase": t.phase,
+        "replicate": t.replicate,
+        "tokens": list(t.tokens) if t.tokens is not None else None,
+        "genotype": finite_or_none(t.genotype),
+        "genotype_hash": t.genotype_hash,
+        "reward": finite_or_none(t.reward),
+        "metrics": finite_or_none(t.metrics or {}),
+        "per_seed": finite_or_none(t.per_seed),
+        "seconds": float(t.seconds or 0.0),
+        "main_params": int(t.main_params or 0),
+        "aux_params": int(t.aux_params or 0),
+        "iteration": t.iteration,
+        "error": finite_or_none(t.error),
+        "attempts": int(t.attempts),
+        "node_id": node.get("id"),
+        "node_ip": node.get("ip"),
+        "started_at": t.started_at,
+        "finished_at": t.finished_at,
+    }
+
+
+def _trial_row(search_id: int, t: TrialRecord, now: Any) -> Trial:
+    return Trial(search_id=search_id, **_trial_columns(t), created_at=t.created_at or now)
+
+
+_RECORD_FIELDS = tuple(f for f in TrialRecord.__dataclass_fields__ if f != "node")
 
 
 def trial_record(r: Trial | dict[str, Any]) -> TrialRecord:
@@ -305,6 +345,6 @@ def trial_record(r: Trial | dict[str, Any]) -> TrialRecord:
     values = {k: get(k) for k in _RECORD_FIELDS}
     values["tokens"] = list(values["tokens"]) if values["tokens"] is not None else None
     values["metrics"] = values["metrics"] or {}
-    values["cached"] = bool(values["cached"])
-    values["early_stopped"] = bool(values["early_stopped"])
+    node_id, node_ip = get("node_id"), get("node_ip")
+    values["node"] = {"id": node_id, "ip": node_ip} if node_id or node_ip else None
     return TrialRecord(**values)

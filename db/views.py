@@ -11,18 +11,21 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Integer, Text, and_, bindparam, case, cast, func, select
+from sqlalchemy import Connection, Integer, and_, bindparam, case, func, select
 
+from controller.export import BEST_KINDS, BEST_PHASE, BEST_STATUS
+from controller.storage import SPENT_STATUSES as SPENT
 from db.models import Search, Trial
 
-# trials that can be "the best" (as the driver decides it): a genotype, a reward that is not a
-# failure, and a full training run (an early-stopped reward is a partial one)
+# trials that can be "the best": the rule of controller.export, in SQL
 _SCORED = and_(
-    Trial.kind != "joint",
-    Trial.status != "failed",
+    Trial.kind.in_(BEST_KINDS),
+    Trial.status == BEST_STATUS,
+    Trial.phase == BEST_PHASE,
     Trial.reward.is_not(None),
-    Trial.early_stopped.is_(False),
+    Trial.genotype.is_not(None),
 )
+_SEARCH_PHASE = Trial.phase == "search"
 
 
 @dataclass
@@ -30,6 +33,8 @@ class Progress:
     evaluated: int = 0  # candidates trained and scored (succeeded or failed), not cached ones
     cached: int = 0  # duplicates answered from the cache
     failed: int = 0
+    running: int = 0  # evaluations in flight now
+    waiting: int = 0  # decided, not started yet
     trials: int = 0  # all trial rows, baselines included
     budget: int = 0
 
@@ -71,14 +76,16 @@ def _count_if(cond):  # noqa: ANN001, ANN202
 
 
 def _reward_of(kind: str):  # noqa: ANN202
-    return func.max(case((and_(Trial.kind == kind, Trial.status != "failed"), Trial.reward)))
+    return func.max(case((and_(Trial.kind == kind, Trial.status == "succeeded", _SEARCH_PHASE), Trial.reward)))
 
 
 _AGGREGATES = (
     func.count().label("trials"),
-    _count_if(and_(Trial.kind == "candidate", Trial.status != "cached")).label("evaluated"),
+    _count_if(and_(Trial.kind == "candidate", Trial.status.in_(SPENT), _SEARCH_PHASE)).label("evaluated"),
     _count_if(Trial.status == "cached").label("cached"),
     _count_if(Trial.status == "failed").label("failed"),
+    _count_if(Trial.status == "running").label("running"),
+    _count_if(Trial.status == "waiting").label("waiting"),
     func.max(case((_SCORED, Trial.reward))).label("best_reward"),
     _reward_of("joint").label("joint"),
     _reward_of("basic").label("basic"),
@@ -91,7 +98,7 @@ _AGG_MANY = (
 )
 _SEARCH_COLUMNS = [c for c in Search.__table__.c]
 _SEARCH_ONE = select(*_SEARCH_COLUMNS).where(Search.id == bindparam("sid"))
-_BEST_ORDER = (Trial.reward.desc(), Trial.cached, Trial.index)
+_BEST_ORDER = (Trial.reward.desc(), Trial.index)
 _BEST_INDEX = (
     select(Trial.index).where(Trial.search_id == bindparam("sid"), _SCORED).order_by(*_BEST_ORDER).limit(1)
 )
@@ -101,23 +108,6 @@ _BEST_TRIAL = (
     .where(Trial.search_id == bindparam("sid"), _SCORED)
     .order_by(*_BEST_ORDER)
     .limit(1)
-)
-_TRIAL_PAGE = (
-    select(*_TRIAL_COLUMNS)
-    .where(Trial.search_id == bindparam("sid"))
-    .order_by(Trial.index)
-    .offset(bindparam("offset"))
-    .limit(bindparam("limit"))
-)
-# the same page with the JSON columns as their stored text: the API splices that text into its
-# response instead of parsing it here and serialising it again (most of a trials request's CPU)
-JSON_COLUMNS = ("tokens", "genotype", "metrics", "error")
-_TRIAL_PAGE_RAW = (
-    select(*[cast(c, Text).label(c.name) if c.name in JSON_COLUMNS else c for c in _TRIAL_COLUMNS])
-    .where(Trial.search_id == bindparam("sid"))
-    .order_by(Trial.index)
-    .offset(bindparam("offset"))
-    .limit(bindparam("limit"))
 )
 _TRIAL_COUNT = select(func.count()).select_from(Trial).where(Trial.search_id == bindparam("sid"))
 
@@ -136,6 +126,8 @@ def _summary(row: Any, agg: Any, best_trial: int | None) -> SearchSummary:
             evaluated=get("evaluated") or 0,
             cached=get("cached") or 0,
             failed=get("failed") or 0,
+            running=get("running") or 0,
+            waiting=get("waiting") or 0,
             trials=get("trials") or 0,
             budget=row["budget"],
         ),
@@ -183,19 +175,19 @@ def list_summaries(
 
 
 def best_trial(conn: Connection, search_id: int) -> dict[str, Any] | None:
-    """The highest-reward trial with a genotype; among equals the earliest (not a cached copy)."""
+    """The best trial by controller.export's rule (the earliest among equals)."""
     row = conn.execute(_BEST_TRIAL, {"sid": search_id}).mappings().one_or_none()
     return dict(row) if row is not None else None
 
 
 def trial_page(
-    conn: Connection, search_id: int, offset: int, limit: int, raw_json: bool = False
+    conn: Connection, search_id: int, offset: int, limit: int, status: str | None = None
 ) -> tuple[list[dict[str, Any]], int]:
-    """Trials as plain dicts (every column but the row id), in index order, and their total.
-    `raw_json`: the JSON columns (`JSON_COLUMNS`) as their stored JSON text, None for NULL."""
-    total = conn.execute(_TRIAL_COUNT, {"sid": search_id}).scalar() or 0
+    """Trials as plain dicts (every column but the row id), in index order, and their total
+    (of that `status` when given)."""
+    where = [Trial.search_id == search_id] + ([] if status is None else [Trial.status == status])
+    total = conn.execute(select(func.count()).select_from(Trial).where(*where)).scalar() or 0
     if offset >= total:
         return [], total
-    stmt = _TRIAL_PAGE_RAW if raw_json else _TRIAL_PAGE
-    rows = conn.execute(stmt, {"sid": search_id, "offset": offset, "limit": limit}).mappings()
-    return [dict(r) for r in rows], total
+    stmt = select(*_TRIAL_COLUMNS).where(*where).order_by(Trial.index).offset(offset).limit(limit)
+    return [dict(r) for r in conn.execute(stmt).mappings()], total

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from controller import fakes
 from controller.config import SearchConfig
 from controller.driver import SearchDriver, SearchProgress
-from controller.export import best_genotype_json, best_trial, greedy_genotype
+from controller.export import best_trial, genotype_document, greedy_genotype
 from controller.storage import InMemoryStorage
+from evaluator import testing as fakes
 from search_space import basic_genotype, parse_genotype
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -44,6 +44,7 @@ def _check_bookkeeping(trials, budget: int) -> None:
     assert [t.kind for t in trials[:2]] == ["joint", "basic"]
     assert Counter(t.kind for t in trials)["joint"] == 1
     assert Counter(t.kind for t in trials)["basic"] == 1
+    assert all(t.final for t in trials)
     evaluated = [t for t in trials if t.kind == "candidate" and t.status != "cached"]
     assert len(evaluated) == budget
     trained = [t.genotype_hash for t in trials if t.status != "cached" and t.genotype_hash]
@@ -67,7 +68,7 @@ def test_cached_genotype_is_not_evaluated_again(tmp_path):
     assert outcome.cached > 0 and outcome.evaluated == 24
     hashes = _evaluated_hashes(log)
     assert len(hashes) == len(set(hashes)) == 2 + 24  # joint, basic, candidates: once each
-    by_hash = {t.genotype_hash: t for t in trials if t.status == "succeeded" and t.genotype_hash}
+    by_hash = {t.genotype_hash: t for t in trials if t.status in ("succeeded", "pruned") and t.genotype_hash}
     for t in trials:
         if t.status == "cached":
             assert t.reward == by_hash[t.genotype_hash].reward and t.seconds == 0.0
@@ -93,9 +94,10 @@ def test_random_strategy_spends_the_budget_and_records_iterations(tmp_path):
     assert outcome.basic.tokens == list(basic_genotype(outcome_space(config)).tokens)
     assert outcome.best == best_trial(storage.trials(1))
 
-    doc = best_genotype_json(storage.trials(1), {"id": 1, "name": "test"})
+    doc = genotype_document(outcome.best, outcome.search_id, "test")
     assert parse_genotype(doc).canonical_hash() == outcome.best.genotype_hash
-    assert doc["reward"] == outcome.best.reward and doc["search"] == {"id": 1, "name": "test"}
+    assert doc["reward"] == outcome.best.reward
+    assert doc["search"] == {"id": 1, "name": "test", "trial": outcome.best.index}
 
 
 def outcome_space(config):
@@ -125,11 +127,11 @@ def test_early_stop_threshold_follows_the_best_reward(tmp_path):
     storage = InMemoryStorage()
     SearchDriver(config, storage, 1, tmp_path, evaluate_fn=fakes.target_share).run()
     trials = storage.trials(1)
-    assert not any(t.early_stopped for t in trials if t.kind != "candidate")
-    stopped = [t for t in trials if t.early_stopped and t.status == "succeeded"]
+    assert not any(t.pruned for t in trials if t.kind != "candidate")
+    stopped = [t for t in trials if t.status == "pruned"]
     assert stopped  # the fake stops whatever falls below the best so far
     best = best_trial(trials)
-    assert not best.early_stopped
+    assert best.status == "succeeded"
 
 
 def test_cancel_stops_running_evaluations_promptly(tmp_path):
@@ -147,11 +149,14 @@ def test_cancel_stops_running_evaluations_promptly(tmp_path):
     took = time.monotonic() - asked[0]
     assert outcome.status == "cancelled" and storage.status[5] == ("cancelled", None)
     assert took < 3.0, f"cancel took {took:.1f} s"
-    assert outcome.evaluated == 0 and len(storage.trials(5)) == 2
+    assert outcome.evaluated == 0
+    # the interrupted evaluations went back to waiting: whoever resumes the search runs them
+    candidates = [t for t in storage.trials(5) if t.kind == "candidate"]
+    assert candidates and {t.status for t in candidates} == {"waiting"}
+    assert sorted(t.attempts for t in candidates)[-2:] == [1, 1]
 
 
-@pytest.mark.parametrize("storage_survives", [False, True], ids=["memory-lost", "storage-kept"])
-def test_killed_search_resumes_with_every_trial_exactly_once(tmp_path, storage_survives):
+def test_killed_search_resumes_with_every_trial_exactly_once(tmp_path):
     """A kill mid-iteration (after the 10th candidate); the resumed search trains nothing twice."""
 
     class Killed(BaseException):
@@ -178,34 +183,34 @@ def test_killed_search_resumes_with_every_trial_exactly_once(tmp_path, storage_s
     before = storage.trials(1)
     assert 1 not in storage.status  # killed: no final status written
     assert driver.iteration == 2  # two full iterations of 4 checkpointed, the third was cut
+    assert {t.status for t in before if t.iteration == 2} & {"waiting", "running"}
 
-    resumed_storage = storage if storage_survives else InMemoryStorage()
     resumed = SearchDriver(
         config,
-        resumed_storage,
+        storage,
         1,
         tmp_path / "ck",
         evaluate_fn=functools.partial(fakes.recording, log_path=str(second_log)),
     )
     outcome = resumed.run(resume=True)
     assert outcome.status == "succeeded", outcome.error
-    trials = resumed_storage.trials(1)
-    _check_bookkeeping(sorted(trials, key=lambda t: t.index), 16)
-    assert [t.to_dict() for t in trials[: len(before)]] == [t.to_dict() for t in before]
-    finished_before = {t.genotype_hash or "joint" for t in before if t.status != "cached"}
+    trials = storage.trials(1)
+    _check_bookkeeping(trials, 16)
+    finished = [t for t in before if t.final]
+    assert [t.to_dict() for t in finished] == [trials[t.index].to_dict() for t in finished]
+    assert [t.tokens for t in before] == [t.tokens for t in trials[: len(before)]]  # nothing dropped
+    finished_before = {t.genotype_hash or "joint" for t in finished if t.status != "cached"}
     assert not finished_before & set(_evaluated_hashes(second_log))  # nothing trained twice
-    its = [it.index for it in (resumed_storage.iterations(1))]
-    assert its == sorted(set(its)) and its[-1] == outcome.iterations - 1
+    its = [it.index for it in storage.iterations(1)]
+    assert its == list(range(outcome.iterations))
 
     greedy = greedy_genotype(config, Path(os.path.relpath(tmp_path / "ck")))  # relative paths work
     assert greedy.space == outcome_space(config)
 
-    if not storage_survives:  # a controller of another size cannot take over this checkpoint
-        bigger = config.model_copy(
-            update={"controller": config.controller.model_copy(update={"hidden_size": 32})}
-        )
-        again = SearchDriver(bigger, InMemoryStorage(), 1, tmp_path / "ck").run(resume=True)
-        assert again.status == "failed" and "cannot restore the controller state" in again.error
+    # a controller of another size cannot take over this checkpoint
+    bigger = config.model_copy(update={"controller": config.controller.model_copy(update={"hidden_size": 32})})
+    again = SearchDriver(bigger, InMemoryStorage(), 1, tmp_path / "ck").run(resume=True)
+    assert again.status == "failed" and "cannot restore the controller state" in again.error
 
 
 def test_resume_without_checkpoint_reuses_stored_baselines(tmp_path):
@@ -223,7 +228,7 @@ def test_resume_without_checkpoint_reuses_stored_baselines(tmp_path):
     fn = functools.partial(fakes.recording, log_path=str(log))
     with pytest.raises(Killed):
         SearchDriver(config, storage, 1, tmp_path, evaluate_fn=fn, on_progress=kill_after_baselines).run()
-    assert not (tmp_path / "state.json").exists() and len(storage.trials(1)) == 2
+    assert not (tmp_path / "state.json").exists() and len(storage.trials(1)) == 2 + 4  # the first batch decided
     outcome = SearchDriver(config, storage, 1, tmp_path, evaluate_fn=fn).run(resume=True)
     assert outcome.status == "succeeded"
     _check_bookkeeping(storage.trials(1), 4)
