@@ -1,7 +1,10 @@
-"""Fast stand-ins for `evaluator.evaluate.evaluate`, for tests and `bench/search.py`.
+"""Fast stand-ins for `evaluator.evaluate.evaluate`, for tests and benchmarks (never imported
+by the product).
 
 They have `evaluate`'s signature and live at module level, so Ray can ship them to workers
 (`SearchDriver(..., evaluate_fn=target_share)`). They train nothing: the rewards are synthetic.
+The `fake-*` evaluators of `auxnas search --evaluator` / `auxnas worker --evaluator` are these
+functions (entry points of `auxnas.evaluators` in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -111,3 +114,32 @@ def recording(
 def sleeping_briefly(config: EvalConfig, genotype: Genotype | None, *, early_stop_below: float | None = None):
     """`target_share` after 0.5 s: slow enough to kill a search in the middle (CLI tests)."""
     return sleeping(config, genotype, early_stop_below=early_stop_below, seconds=0.5)
+
+
+def crashing_once(
+    config: EvalConfig,
+    genotype: Genotype | None,
+    *,
+    early_stop_below: float | None = None,
+    marker_dir: str,
+):
+    """`target_share`, but the first attempt at each candidate kills its own Ray worker process
+    (a system failure, as when the OS kills a worker or a node dies)."""
+    import os
+    from pathlib import Path
+
+    from search_space import basic_genotype
+
+    if genotype is not None and genotype.tokens != basic_genotype(genotype.space).tokens:
+        marker = Path(marker_dir) / genotype.canonical_hash()
+        if not marker.exists():
+            marker.touch()
+            os._exit(1)
+    return target_share(config, genotype, early_stop_below=early_stop_below)
+
+
+def failing_joint(config: EvalConfig, genotype: Genotype | None, *, early_stop_below: float | None = None):
+    """The Joint baseline raises as broken data would; everything else succeeds."""
+    if genotype is None:
+        raise ValueError("dataset returned no images")
+    return target_share(config, genotype, early_stop_below=early_stop_below)
