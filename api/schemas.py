@@ -3,16 +3,19 @@
 
 from __future__ import annotations
 
-import json
-from datetime import datetime, timezone
+from dataclasses import asdict
+from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from controller.config import SearchConfig
+from controller.config import CONFIG_SCHEMA_VERSION, SearchConfig
+from controller.storage import TrialRecord
 from db.views import SearchSummary
+from evaluator.config import describe_validation_error
 
 SearchStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+TrialStatus = Literal["waiting", "running", "succeeded", "failed", "pruned", "cached"]
 
 
 class Health(BaseModel):
@@ -39,6 +42,8 @@ class Progress(BaseModel):
     evaluated: int = Field(description="candidates trained and scored, failed ones included; not cached ones")
     cached: int = Field(description="duplicate genotypes answered from the cache")
     failed: int
+    running: int = Field(description="evaluations running now")
+    waiting: int = Field(description="trials decided and not started yet")
     trials: int = Field(description="all trial rows, the joint and basic baselines included")
     budget: int
     fraction: float = Field(description="evaluated / budget, at most 1")
@@ -78,12 +83,42 @@ class SearchOut(BaseModel):
 
 
 class SearchDetail(SearchOut):
+    # a stored config that today's schema refuses (e.g. `lr: Infinity` from before the bounds)
+    # is shown as stored, and "Infinity" is written as a string since JSON has no such number
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
     checkpoint_dir: str | None
-    config: SearchConfig
+    config: SearchConfig | dict[str, Any] = Field(
+        description="the search config: as today's schema reads it when `config_valid`, "
+        "else exactly as stored"
+    )
+    config_valid: bool = Field(description="whether the stored config still validates under today's schema")
+    config_error: str | None = Field(description="why it does not, in one line naming the field")
+    config_schema_version: int = Field(
+        description=f"schema version the config was stored under (today's: {CONFIG_SCHEMA_VERSION}; "
+        "1: stored before versions were recorded)"
+    )
 
     @classmethod
     def of(cls, s: SearchSummary) -> SearchDetail:
-        return cls(**_summary_fields(s), checkpoint_dir=s.checkpoint_dir, config=s.config)
+        return cls(**_summary_fields(s), checkpoint_dir=s.checkpoint_dir, **stored_config_fields(s.config))
+
+
+def stored_config_fields(stored: Any) -> dict[str, Any]:
+    """The `config*` fields of a search detail; never raises, whatever was stored."""
+    version = stored.get("schema_version", 1) if isinstance(stored, dict) else 1
+    try:
+        config: SearchConfig | dict[str, Any] = SearchConfig.model_validate(stored)
+        error = None
+    except ValidationError as e:
+        config = stored if isinstance(stored, dict) else {"stored": stored}
+        error = describe_validation_error(e)
+    return {
+        "config": config,
+        "config_valid": error is None,
+        "config_error": error,
+        "config_schema_version": version if isinstance(version, int) and not isinstance(version, bool) else 1,
+    }
 
 
 def _summary_fields(s: SearchSummary) -> dict[str, Any]:
@@ -97,6 +132,8 @@ def _summary_fields(s: SearchSummary) -> dict[str, Any]:
             evaluated=p.evaluated,
             cached=p.cached,
             failed=p.failed,
+            running=p.running,
+            waiting=p.waiting,
             trials=p.trials,
             budget=p.budget,
             fraction=p.fraction,
@@ -125,27 +162,40 @@ class SearchList(BaseModel):
     limit: int
 
 
+class NodeOut(BaseModel):
+    id: str | None = Field(description="Ray node id")
+    ip: str | None = Field(description="the node's address")
+
+
 class TrialOut(BaseModel):
     index: int
     kind: Literal["joint", "basic", "candidate"]
-    status: Literal["succeeded", "failed", "cached"]
+    status: TrialStatus = Field(
+        description="waiting -> running -> succeeded | failed | pruned (early stopped); or cached"
+    )
+    phase: Literal["search", "calibration"]
+    replicate: int | None = Field(description="calibration trials: the replicate")
     tokens: list[int] | None
     genotype: dict[str, Any] | None = Field(description="genotype JSON v1; null for the joint baseline")
     genotype_hash: str | None
     reward: float | None
     metrics: dict[str, dict[str, float | None]]
+    per_seed: list[dict[str, Any]] | None = Field(description="with train.reward_seeds > 1: per seed")
     seconds: float
-    cached: bool
-    early_stopped: bool
+    cached: bool = Field(description="status is cached: the reward of an earlier trial of the genotype")
     main_params: int
     aux_params: int
     iteration: int | None
     error: dict[str, Any] | None
-    created_at: datetime
+    attempts: int = Field(description="times it started running (more than 1: its worker or node died)")
+    node: NodeOut | None = Field(description="the Ray node of its last attempt")
+    created_at: datetime = Field(description="when it was decided (waiting)")
+    started_at: datetime | None
+    finished_at: datetime | None
 
     @classmethod
-    def of(cls, t: dict[str, Any]) -> TrialOut:
-        return cls.model_validate(t)
+    def of(cls, t: TrialRecord) -> TrialOut:
+        return cls.model_validate({**asdict(t), "cached": t.cached})
 
 
 class TrialPage(BaseModel):
@@ -168,36 +218,3 @@ class GenotypeDocument(BaseModel):
     reward: float | None = None
     metrics: dict[str, Any] | None = None
     search: dict[str, Any] | None = None
-
-
-def trial_page_json(rows: list[dict[str, Any]], total: int, offset: int, limit: int) -> bytes:
-    """A `TrialPage` body written directly from rows whose JSON columns are the stored JSON text
-    (`SqlStorage.trial_page(raw_json=True)`): that text was written by the storage from checked
-    values, so it is spliced in instead of being parsed and serialised again. Same document as
-    `TrialPage(...).model_dump_json()` (a test holds them equal)."""
-    items = []
-    for r in rows:
-        created = r["created_at"].astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-        items.append(
-            f'{{"index":{r["index"]:d},"kind":{_str(r["kind"])},"status":{_str(r["status"])},'
-            f'"tokens":{r["tokens"] or "null"},"genotype":{r["genotype"] or "null"},'
-            f'"genotype_hash":{_str(r["genotype_hash"])},"reward":{_float(r["reward"])},'
-            f'"metrics":{r["metrics"] or "{}"},"seconds":{_float(r["seconds"])},'
-            f'"cached":{_bool(r["cached"])},"early_stopped":{_bool(r["early_stopped"])},'
-            f'"main_params":{r["main_params"]:d},"aux_params":{r["aux_params"]:d},'
-            f'"iteration":{"null" if r["iteration"] is None else format(r["iteration"], "d")},'
-            f'"error":{r["error"] or "null"},"created_at":"{created}"}}'
-        )
-    return f'{{"items":[{",".join(items)}],"total":{total},"offset":{offset},"limit":{limit}}}'.encode()
-
-
-def _str(v: str | None) -> str:
-    return "null" if v is None else json.dumps(v)
-
-
-def _float(v: float | None) -> str:
-    return "null" if v is None else repr(float(v))  # stored values are finite: repr is valid JSON
-
-
-def _bool(v: Any) -> str:
-    return "true" if v else "false"

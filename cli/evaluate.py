@@ -25,7 +25,12 @@ def evaluate(
         help="Genotype JSON file, `basic` (the paper's structure) or `none` (Joint).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON instead of a table."),
-    seed: int | None = typer.Option(None, "--seed", help="Override the config's seed."),
+    seed: int | None = typer.Option(
+        None,
+        "--seed",
+        help="Base seed of this replicate (overrides the config's seed); with train.reward_seeds k "
+        "the candidate trains under seeds N..N+k-1.",
+    ),
 ) -> None:
     """Train one candidate on meta-train and score its main network on meta-val."""
     from controller.config import load_search_config
@@ -42,7 +47,9 @@ def evaluate(
     from evaluator.evaluate import evaluate as run_evaluation  # torch: only once the arguments are known
 
     if not as_json:
-        typer.echo(f"evaluating {label} on {cfg.data.name} ({cfg.train.steps} steps) ...", err=True)
+        k = cfg.train.reward_seeds
+        seeds = f"seed {cfg.seed}" if k == 1 else f"seeds {cfg.seed}..{cfg.seed + k - 1}"
+        typer.echo(f"evaluating {label} on {cfg.data.name} ({cfg.train.steps} steps, {seeds}) ...", err=True)
     try:
         result = run_evaluation(cfg, geno)
     except ValueError as e:  # config / genotype / dataset mistakes name their field
@@ -101,6 +108,15 @@ def _print_table(result, cfg, label: str) -> None:
         table.add_section()
     console.print(table)
     stopped = " (stopped early)" if result.early_stopped else ""
+    if len(result.per_seed) > 1 or cfg.train.reward_seeds > 1:
+        per_seed = ", ".join(f"seed {s['seed']} {s['reward']:.4f}" for s in result.per_seed)
+        console.print(f"per-seed rewards: {per_seed} (metrics above: seed means)")
+    warm = [s["warm_start"] for s in result.per_seed if "warm_start" in s]
+    if warm:
+        built = sum(w == "built" for w in warm)
+        console.print(
+            f"warm start (model.pretrained: auto): {built} built, {len(warm) - built} loaded from cache"
+        )
     console.print(f"reward (geometric mean of the * metrics): [bold]{result.reward:.4f}[/]{stopped}")
     console.print(
         f"parameters: main {result.main_params:,}, auxiliary {result.aux_params:,} (training only); "

@@ -3,58 +3,70 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from typer.core import TyperCommand
 
 from cli.main import fail
+from cli.search_run import RESUME_LATEST, CliRun
 
 if TYPE_CHECKING:
     from controller.config import SearchConfig
     from controller.driver import SearchOutcome
-    from controller.storage import SearchStorage, TrialRecord
+    from controller.storage import TrialRecord
 
-RUNS_DIR = Path("runs")
-
-
-def make_storage(config: SearchConfig, checkpoint_dir: Path, resume: bool) -> tuple[SearchStorage, int]:
-    """Where this command records the search: (storage, search id) in the service's database."""
-    from cli.service import storage_for_cli_search
-
-    return storage_for_cli_search(config, checkpoint_dir, resume)
+EVALUATOR_HELP = (
+    "What scores a genotype: 'train' (trains and scores it), a name registered in the "
+    "auxnas.evaluators entry points (fake-* stand-ins for tests) or python:package.module:function."
+)
 
 
-def run_dir_for(runs_dir: Path, name: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "search"
-    return runs_dir / safe
+class _ResumeTakesAnOptionalId(TyperCommand):
+    """`--resume` alone means the latest search of the config (Typer has no optional values)."""
+
+    def parse_args(self, ctx, args):  # noqa: ANN001, ANN201
+        out = []
+        for i, arg in enumerate(args):
+            out.append(arg)
+            if arg == "--resume" and (i + 1 == len(args) or not args[i + 1].isdigit()):
+                out.append(RESUME_LATEST)
+        return super().parse_args(ctx, out)
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(cls=_ResumeTakesAnOptionalId)
     def search(
         config_file: Path = typer.Argument(..., metavar="CONFIG", help="Search config (YAML preset)."),
         output: Path | None = typer.Option(None, "--output", "-o", help="Write the best genotype JSON here."),
-        resume: bool = typer.Option(
-            False, "--resume", help="Continue the search of runs/<name>/ after a kill."
+        resume: str | None = typer.Option(
+            None,
+            "--resume",
+            metavar="[ID]",
+            help="Continue search ID (default: the latest `auxnas search` of this config's name).",
         ),
         strategy: str | None = typer.Option(
             None, "--strategy", help="ppo or random (overrides search.strategy)."
         ),
-        overwrite: bool = typer.Option(
-            False, "--overwrite", help="Discard a previous search in runs/<name>/."
+        runs_dir: Path | None = typer.Option(
+            None,
+            "--runs-dir",
+            help="Where each search's run directory search-<id>/ goes [env AUXNAS_DATA_DIR; default ./runs].",
+            show_default=False,
         ),
-        runs_dir: Path = typer.Option(RUNS_DIR, "--runs-dir", help="Where runs/<name>/ goes."),
-        evaluate_fn: str | None = typer.Option(
-            None, "--evaluate-fn", hidden=True, help="module:function replacing the evaluator (tests)."
+        lease: float = typer.Option(
+            30.0, "--lease", min=2.0, help="Seconds the search stays claimed after this process dies."
         ),
+        evaluator: str = typer.Option("train", "--evaluator", help=EVALUATOR_HELP, metavar="NAME"),
     ) -> None:
         """Search auxiliary modules: Joint and basic first, then the controller until the budget is spent."""
+        from cli.search_run import open_database, resume_target
         from controller.config import load_search_config
         from controller.driver import space_for
         from evaluator.config import ConfigError
         from search_space import SpaceError
+        from worker.loop import default_data_dir
 
         try:
             config = load_search_config(config_file)
@@ -70,35 +82,26 @@ def register(app: typer.Typer) -> None:
             space_for(config)
         except SpaceError as e:
             fail(f"{config_file}: {e}")
-        if resume and overwrite:
-            fail("--resume and --overwrite exclude each other")
-        fn = _load_evaluate_fn(evaluate_fn) if evaluate_fn else None
-
-        run_dir = run_dir_for(runs_dir, config.name)
-        checkpoint_dir = run_dir / "checkpoint"
-        has_previous = (checkpoint_dir / "state.json").exists() or (checkpoint_dir / "journal.jsonl").exists()
-        if resume and not has_previous:
-            fail(f"--resume: no previous search of {config.name!r} in {run_dir}")
-        if has_previous and not resume and not overwrite:
-            fail(
-                f"{run_dir} holds a previous search of {config.name!r}: pass --resume to continue it or --overwrite"
-            )
+        fn = load_evaluator(evaluator)
         if output is not None and not output.parent.is_dir():
             fail(f"--output: directory {output.parent} does not exist")
 
-        outcome = _run(config, checkpoint_dir, resume, fn)
+        storage = open_database()
+        resume_id = resume_target(storage, config, resume) if resume is not None else None
+        runs = runs_dir.resolve() if runs_dir is not None else default_data_dir()
+        outcome, run_dir = _run(config, storage, resume_id, runs, lease, fn)
         _print_summary(config, outcome)
         if outcome.best is not None:
-            from controller.export import best_genotype_json
+            from controller.export import genotype_document
 
-            doc = best_genotype_json(outcome.trials, {"id": 1, "name": config.name})
+            doc = genotype_document(outcome.best, outcome.search_id, config.name)
             text = json.dumps(doc, indent=2) + "\n"
             (run_dir / "best.json").write_text(text)
             if output is not None:
                 output.write_text(text)
                 typer.echo(f"best genotype written to {output}")
         if config.search.strategy == "ppo" and outcome.iterations:
-            _export_greedy(config, checkpoint_dir, run_dir / "greedy.json")
+            _export_greedy(config, run_dir, run_dir / "greedy.json")
         if outcome.status != "succeeded":
             typer.echo(f"error: search {outcome.status}: {outcome.error or 'cancelled'}", err=True)
             raise typer.Exit(1)
@@ -117,19 +120,44 @@ def _export_greedy(config: SearchConfig, checkpoint_dir: Path, path: Path) -> No
     typer.echo(f"policy's greedy genotype ({genotype.canonical_hash()}) written to {path}")
 
 
-def _load_evaluate_fn(spec: str) -> Any:
-    import importlib
+def load_evaluator(name: str) -> Any:
+    """`--evaluator NAME` -> the evaluate function (exit 2 naming the known ones)."""
+    from evaluator.plugins import EVALUATORS, PluginError, load_callable
 
-    module_name, _, attr = spec.partition(":")
     try:
-        return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError, ValueError):
-        fail(f"--evaluate-fn: cannot import {spec!r} (module:function)")
+        return load_callable(name, EVALUATORS)
+    except PluginError as e:
+        fail(f"--evaluator: {e}")
 
 
-def _run(config: SearchConfig, checkpoint_dir: Path, resume: bool, evaluate_fn: Any) -> SearchOutcome:
+def _run(
+    config: SearchConfig, storage: Any, resume_id: int | None, runs_dir: Path, lease: float, evaluate_fn: Any
+) -> tuple[SearchOutcome, Path]:
+    """Run the search under a lease; returns its outcome and run directory."""
     import logging
 
+    from cli.search_run import start_run
+    from db.storage import LeaseLost
+    from worker.ray_runtime import RayStartError, ensure_ray
+
+    try:
+        ensure_ray()
+    except RayStartError as e:
+        fail(str(e))
+    for name in ("ray", "ray.rllib", "ray.tune"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+    run = start_run(storage, config, resume_id, runs_dir, lease)
+    try:
+        return _drive(config, run, evaluate_fn), run.run_dir
+    except LeaseLost as e:
+        fail(f"search {run.search_id} was taken over ({e}); this process stopped working on it")
+    finally:
+        run.close()
+        storage.dispose()
+
+
+def _drive(config: SearchConfig, run: CliRun, evaluate_fn: Any) -> SearchOutcome:
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -141,16 +169,8 @@ def _run(config: SearchConfig, checkpoint_dir: Path, resume: bool, evaluate_fn: 
     )
 
     from controller.driver import SearchDriver, SearchProgress
-    from worker.ray_runtime import RayStartError, ensure_ray
+    from db.storage import LeaseLost
 
-    try:
-        ensure_ray()
-    except RayStartError as e:
-        fail(str(e))
-    for name in ("ray", "ray.rllib", "ray.tune"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-    storage, search_id = make_storage(config, checkpoint_dir, resume)
     console = Console(stderr=True)
     progress = Progress(
         TextColumn("{task.description}"),
@@ -172,19 +192,25 @@ def _run(config: SearchConfig, checkpoint_dir: Path, resume: bool, evaluate_fn: 
         )
 
     driver = SearchDriver(
-        config, storage, search_id, checkpoint_dir, evaluate_fn=evaluate_fn, on_progress=on_progress
+        config, run.storage, run.search_id, run.run_dir, evaluate_fn=evaluate_fn, on_progress=on_progress
     )
-    what = "resuming" if resume else "starting"
+    what = "resuming" if run.resume else "starting"
     console.print(
-        f"{what} search {config.name!r}: strategy {config.search.strategy}, budget {config.search.budget}, "
-        f"{config.search.parallel_trials} parallel, checkpoint {checkpoint_dir}"
+        f"{what} search {run.search_id} {config.name!r}: strategy {config.search.strategy}, "
+        f"budget {config.search.budget}, {config.search.parallel_trials} parallel, run {run.run_dir}"
     )
     try:
         with progress:
-            return driver.run(resume=resume)
+            outcome = driver.run(resume=run.resume)
     except KeyboardInterrupt:
-        console.print(f"interrupted: continue with `auxnas search {_config_hint(config)} --resume`")
+        run.hand_back()
+        console.print(
+            f"interrupted: continue with `auxnas search {_config_hint(config)} --resume {run.search_id}`"
+        )
         raise typer.Exit(130) from None
+    if run.storage.lease_lost.is_set():
+        raise LeaseLost("the lease was renewed by someone else")
+    return outcome
 
 
 def _config_hint(config: SearchConfig) -> str:

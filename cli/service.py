@@ -17,6 +17,7 @@ from typing import Any
 import typer
 
 from cli.main import fail
+from cli.search import EVALUATOR_HELP
 
 DB_OPTION = typer.Option(
     None,
@@ -49,25 +50,6 @@ def _storage(database_url: str | None):  # noqa: ANN202
     except DatabaseError as e:
         fail(str(e))
     return storage
-
-
-def storage_for_cli_search(config: Any, checkpoint_dir: Path, resume: bool) -> tuple[Any, int]:
-    """Where `auxnas search` records its search: a row in the same database as the service
-    (so `auxnas status` and `export` see it), owned by this process and never claimed by a
-    worker. `--resume` continues the row of the same checkpoint directory."""
-    from db.storage import LeaseLost, SqlStorage
-
-    storage: SqlStorage = _storage(None)
-    owner = f"cli:{socket.gethostname()}:{os.getpid()}"
-    search_id = storage.find_cli_search(str(Path(checkpoint_dir).resolve())) if resume else None
-    if search_id is not None:
-        try:
-            storage.take_over(search_id, owner)
-        except LeaseLost as e:
-            fail(f"--resume: {e}")
-    else:
-        search_id = storage.create_search(config, launched_by="cli", owner=owner)
-    return storage.fenced(owner), search_id
 
 
 def _logging(level: str = "INFO") -> None:
@@ -103,8 +85,13 @@ def serve(
     except DatabaseError as e:
         fail(str(e))
     embedded = None if no_worker else EmbeddedWorker(url)
-    if embedded:
-        embedded.start()
+
+    def _terminate(_signum, _frame):  # noqa: ANN001
+        raise Shutdown()
+
+    # uvicorn re-raises the SIGTERM it caught once it has shut down: with the default handler that
+    # would end this process before the `finally` below stops the embedded worker
+    signal.signal(signal.SIGTERM, _terminate)
     typer.echo(
         f"auxnas API on http://{host}:{port} (database {_safe(url)}; "
         f"{'no worker' if no_worker else 'one embedded worker'}; "
@@ -112,7 +99,11 @@ def serve(
         err=True,
     )
     try:
+        if embedded:
+            embedded.start()
         uvicorn.run(app, host=host, port=port, log_level=log_level)
+    except Shutdown:
+        typer.echo("auxnas serve stopped (SIGTERM)", err=True)
     finally:
         if embedded:
             embedded.stop()
@@ -140,7 +131,8 @@ def _safe(url: str) -> str:
 
 class EmbeddedWorker:
     """`auxnas worker` as a child process of `serve` (its own Ray driver, its own GIL: training
-    never slows the API down); restarted if it dies, stopped with the server."""
+    never slows the API down); restarted if it dies, stopped with the server, and ending by
+    itself when the server dies (worker/parent_watch.py)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -152,7 +144,9 @@ class EmbeddedWorker:
         self.thread.start()
 
     def _spawn(self) -> subprocess.Popen:
-        env = {**os.environ, "AUXNAS_DATABASE_URL": self.url}
+        from worker.parent_watch import PARENT_PID_ENV
+
+        env = {**os.environ, "AUXNAS_DATABASE_URL": self.url, PARENT_PID_ENV: str(os.getpid())}
         return subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=env)
 
     def _supervise(self) -> None:
@@ -192,21 +186,17 @@ def worker(
     lease: float = typer.Option(30.0, "--lease", min=2.0, help="Seconds a claim lasts without a heartbeat."),
     poll: float = typer.Option(2.0, "--poll", min=0.05, help="Seconds between looks for queued searches."),
     once: bool = typer.Option(False, "--once", help="Exit when no search is waiting instead of polling."),
-    evaluate_fn: str = typer.Option(
-        None, "--evaluate-fn", hidden=True, help="package.module:function replacing the evaluator (tests)."
-    ),
+    evaluator: str = typer.Option("train", "--evaluator", help=EVALUATOR_HELP, metavar="NAME"),
 ) -> None:
     """Claim queued searches (and ones whose worker died) from the database and run them."""
-    from worker.loop import Worker, load_callable
+    from cli.search import load_evaluator
+    from worker.loop import Worker
+    from worker.parent_watch import exit_with_parent
     from worker.ray_runtime import RayStartError, ensure_ray
 
+    exit_with_parent()  # an embedded worker: SIGTERM when its `auxnas serve` dies
     _logging()
-    fn = None
-    if evaluate_fn:
-        try:
-            fn = load_callable(evaluate_fn)
-        except ValueError as e:
-            fail(f"--evaluate-fn: {e}")
+    fn = load_evaluator(evaluator)
     storage = _storage(database_url)
     try:
         where = ensure_ray()
@@ -216,6 +206,8 @@ def worker(
     logging.getLogger("auxnas.worker").info("worker %s on Ray %s", w.worker_id, where)
 
     def _terminate(_signum, _frame):  # noqa: ANN001
+        # once: a second SIGTERM would break off Ray's shutdown at exit and leave its processes
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Shutdown()
 
     # after ray.init, which installs its own SIGTERM handler
@@ -305,15 +297,18 @@ def _status_one(storage, search_id: int, limit: int, as_json: bool) -> None:  # 
         fail(f"search {search_id} does not exist")
     _, total = storage.trial_page(search_id, 0, 1)
     rows, _ = storage.trial_page(search_id, max(0, total - limit), limit)
+    running, _ = storage.trial_page(search_id, 0, 100, status="running")
     if as_json:
         doc = _plain(s.to_dict())
-        doc["trials"] = [_plain(_trial_dict(t)) for t in rows]
-        typer.echo(json.dumps(doc, indent=2))
+        doc["trials"] = [_plain(t.to_dict()) for t in rows]
+        doc["running"] = [_plain(t.to_dict()) for t in running]
+        typer.echo(json.dumps(doc, indent=2, default=_plain_value))
         return
     p = s.progress
     lines = [
         f"search {s.id} {s.name!r}: {s.status}" + (" (cancel requested)" if s.cancel_requested else ""),
-        f"progress   {p.evaluated}/{p.budget} evaluated, {p.cached} cached, {p.failed} failed, {p.trials} trials",
+        f"progress   {p.evaluated}/{p.budget} evaluated, {p.cached} cached, {p.failed} failed, "
+        f"{p.running} running, {p.waiting} waiting, {p.trials} trials",
         f"best       {_num(s.best_reward)}"
         + (f" (trial {s.best_trial})" if s.best_trial is not None else ""),
         f"baselines  joint {_num(s.baselines.get('joint'))}, basic {_num(s.baselines.get('basic'))}",
@@ -323,33 +318,39 @@ def _status_one(storage, search_id: int, limit: int, as_json: bool) -> None:  # 
     ]
     if s.error:
         lines.append(f"error      {s.error}")
+    for t in running:
+        node = (t.node or {}).get("ip") or "-"
+        lines.append(
+            f"running    trial {t.index} ({t.kind}, attempt {t.attempts}, on {node}, since {_when(t.started_at)})"
+        )
     typer.echo("\n".join(lines))
     if not rows:
         return
-    table = Table(title=f"trials {rows[0]['index']}..{rows[-1]['index']} of {total}")
-    for col in ("index", "kind", "status", "reward", "seconds", "iteration", "genotype", "error"):
+    table = Table(title=f"trials {rows[0].index}..{rows[-1].index} of {total}")
+    columns = ("index", "kind", "status", "reward", "seconds", "iteration", "attempts", "node", "genotype", "error")
+    for col in columns:
         table.add_column(
-            col, justify="right" if col in ("index", "reward", "seconds", "iteration") else "left"
+            col, justify="right" if col in ("index", "reward", "seconds", "iteration", "attempts") else "left"
         )
     for t in rows:
-        err = f"{t['error'].get('type')}: {t['error'].get('message')}" if t["error"] else ""
+        err = f"{t.error.get('type')}: {t.error.get('message')}" if t.error else ""
         table.add_row(
-            str(t["index"]),
-            t["kind"],
-            t["status"] + (" (early stop)" if t["early_stopped"] else ""),
-            _num(t["reward"]),
-            f"{t['seconds']:.1f}",
-            "-" if t["iteration"] is None else str(t["iteration"]),
-            t["genotype_hash"] or "-",
+            str(t.index),
+            t.kind,
+            t.status,
+            _num(t.reward),
+            f"{t.seconds:.1f}",
+            "-" if t.iteration is None else str(t.iteration),
+            str(t.attempts),
+            (t.node or {}).get("ip") or "-",
+            t.genotype_hash or "-",
             err[:60],
         )
     Console(width=max(120, _term_width())).print(table)
 
 
-def _trial_dict(t: dict[str, Any]) -> dict[str, Any]:
-    from db.storage import trial_record
-
-    return {**trial_record(t).to_dict(), "created_at": t["created_at"]}
+def _plain_value(v: Any) -> Any:
+    return v.isoformat() if isinstance(v, datetime) else str(v)
 
 
 def _plain(d: dict[str, Any], drop: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -4,9 +4,22 @@
     result = evaluate(config, genotype, early_stop_below=0.4)
 
 Training objective (paper eq. 3): `weighting(main losses) + aux_weight * sum(aux losses)`, SGD
-(momentum 0.9) or Adam with the paper's poly learning-rate decay `(1 - step/steps)^0.9`.
+(momentum 0.9) or Adam. Learning rate (`learning_rate`): a linear warm-up over
+`train.warmup_steps`, then `train.schedule` over the remaining steps: `poly` (the paper's
+`(1 - t)^0.9`, the default), `cosine` or `constant`.
 Reward: geometric mean over tasks of each task's score metric (in [0, 1]) on meta-val, from
 the MAIN network only; the auxiliary modules are dropped before scoring.
+
+Noise levers (README "Noise levers"):
+- `train.reward_seeds: k`: the candidate is trained k times, under seeds `seed .. seed+k-1`
+  (common random numbers per seed); `metrics` are the seed means and the reward is their
+  geometric mean; `per_seed` holds each seed's metrics and reward. Early stop checks the first
+  seed only: a first seed below the threshold ends the trial before the others run.
+- `train.reward_evals: m`: each seed is scored at the m steps `steps - j*gap` (j = 0..m-1,
+  `gap = max(1, steps // (4m))`: evenly spaced over the last quarter) and its metrics are the
+  means over those evaluations.
+- `model.pretrained: auto`: every seed starts from the cached warm start of that seed
+  (`evaluator.warmstart`), built on first use from meta-train with the Joint objective.
 
 Common random numbers: the main network is initialised from `config.seed` before the auxiliary
 modules are built (they draw from a separate seed), and batches and augmentation come from
@@ -22,11 +35,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from evaluator import warmstart
 from evaluator.augment import augment
 from evaluator.data import Dataset, Split, load_dataset, search_splits
 from evaluator.networks import build_network
@@ -35,13 +50,14 @@ from evaluator.tasks import Task, make_task
 from evaluator.weighting import make_weighting
 
 if TYPE_CHECKING:
-    from evaluator.config import EvalConfig
+    from evaluator.config import EvalConfig, TrainConfig
     from search_space import Genotype
 
 PHASES = ("search", "final")
 _AUX_SEED_OFFSET = 7919  # auxiliary-module init draws from its own seed
 _GPU_RESIDENT_BYTES = 2 << 30  # splits below this stay on the GPU for the worker's lifetime
 _NAN_CHECK_EVERY_CUDA = 20  # host syncs are costly on a GPU; a NaN never recovers anyway
+_PRETRAIN_BATCH_SEED_OFFSET = 104729  # the warm start sees another batch order than the candidates
 
 
 class NaNLoss(RuntimeError):
@@ -81,6 +97,7 @@ def train_and_score(
     if phase not in PHASES:
         raise ValueError(f"phase: must be one of {list(PHASES)}, got {phase!r}")
     check_genotype(config, genotype)
+    check_levers(config)
     dev = pick_device(config, device)
     dataset = load_dataset(config.data, config.tasks)
     if phase == "search":
@@ -93,12 +110,148 @@ def train_and_score(
         score = _resident(dataset, (phase, "score"), score, dev)
         # the trial gets resources.num_cpus cores; more OpenMP threads than free cores thrash
         torch.set_num_threads(max(1, int(round(config.resources.num_cpus))))
-        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-            return _Trial(config, genotype, dataset, train, score, dev).run(early_stop_below)
+        runs: list[EvalResult] = []
+        for i in range(config.train.reward_seeds):
+            seed_config = config.model_copy(update={"seed": config.seed + i})
+            result = _one_seed(
+                seed_config, genotype, dataset, train, score, dev, early_stop_below if i == 0 else None
+            )
+            runs.append(result)
+            if not result.ok or result.early_stopped:
+                break
+        return _combine(runs, dataset)
     except torch.cuda.OutOfMemoryError as e:
         return EvalResult.failure("OutOfMemory", " ".join(str(e).split())[:500], device=_device_name(dev))
     finally:
         torch.set_num_threads(threads)
+
+
+def _one_seed(
+    config: EvalConfig,
+    genotype: Genotype | None,
+    dataset: Dataset,
+    train: Split,
+    score: Split,
+    dev: torch.device,
+    early_stop_below: float | None,
+) -> EvalResult:
+    """One training and scoring under `config.seed` (from its warm start when `pretrained: auto`)."""
+    warm: dict = {}
+    init_state = None
+    if config.model.pretrained == warmstart.AUTO:
+        t0 = time.perf_counter()
+        init_state, built = _warm_start(config, dataset, dev)
+        if isinstance(init_state, EvalResult):
+            return init_state
+        warm = {"warm_start": "built" if built else "loaded", "warm_start_seconds": time.perf_counter() - t0}
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        result = _Trial(config, genotype, dataset, train, score, dev, init_state=init_state).run(
+            early_stop_below
+        )
+    if result.per_seed:
+        result.per_seed[0].update(warm)
+    return result
+
+
+def _warm_start(config: EvalConfig, dataset: Dataset, dev: torch.device):
+    """(state_dict, built) of the cached warm start, or a failed EvalResult when its training
+    diverged. Always pretrained on meta-train: the same weights serve searches and retrains."""
+    failure: list[EvalResult] = []
+
+    def build() -> dict:
+        meta_train, meta_val = search_splits(dataset, config.data)
+        meta_train = _resident(dataset, ("search", "train"), meta_train, dev)
+        pre = config.model_copy(
+            update={
+                "model": config.model.model_copy(update={"pretrained": None}),
+                "train": config.train.model_copy(
+                    update={"steps": config.model.pretrain_steps, "ema_decay": 0.0, "reward_evals": 1}
+                ),
+            }
+        )
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            trial = _Trial(
+                pre,
+                None,
+                dataset,
+                meta_train,
+                meta_val,
+                dev,
+                batch_seed=config.seed + _PRETRAIN_BATCH_SEED_OFFSET,
+            )
+            outcome = trial.run(None, scoring=False)
+        if outcome is not None:
+            failure.append(outcome)
+            raise _PretrainFailed
+        return trial.model.state_dict()
+
+    try:
+        return warmstart.load_or_build(config, dev.type, build)
+    except _PretrainFailed:
+        bad = failure[0]
+        bad.error["message"] = f"warm start (model.pretrain_steps): {bad.error['message']}"
+        bad.steps = 0
+        return bad, True
+
+
+class _PretrainFailed(Exception):
+    pass
+
+
+def _mean_metrics(items: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    return {t: {m: sum(x[t][m] for x in items) / len(items) for m in items[0][t]} for t in items[0]}
+
+
+def _combine(runs: list[EvalResult], dataset: Dataset) -> EvalResult:
+    """One result from the seeds' results: seed-mean metrics, reward = their geometric mean."""
+    per_seed = [entry for r in runs for entry in r.per_seed]
+    last = runs[-1]
+    if not last.ok:
+        last.per_seed = per_seed
+        return last
+    metrics = _mean_metrics([r.metrics for r in runs])
+    score_metric = {name: make_task(info).score_metric for name, info in dataset.tasks.items()}
+    return EvalResult(
+        ok=True,
+        reward=geometric_mean([metrics[t][m] for t, m in score_metric.items()]),
+        metrics=metrics,
+        main_params=last.main_params,
+        aux_params=last.aux_params,
+        train_seconds=sum(r.train_seconds for r in runs),
+        eval_seconds=sum(r.eval_seconds for r in runs),
+        steps=sum(r.steps for r in runs),
+        device=last.device,
+        early_stopped=last.early_stopped,
+        per_seed=per_seed,
+    )
+
+
+def check_levers(config: EvalConfig) -> None:
+    pretrained = config.model.pretrained
+    if pretrained and pretrained != warmstart.AUTO and not Path(pretrained).expanduser().is_file():
+        raise ValueError(
+            f"model.pretrained: {pretrained!r} is not a file (nor 'auto', the cached warm start)"
+        )
+
+
+def learning_rate(tc: TrainConfig, step: int, steps: int) -> float:
+    """LR of training step `step` (1-based) of `steps`: linear warm-up over `tc.warmup_steps`
+    (capped below `steps`), then `tc.schedule` decays from `tc.lr` over the remaining steps."""
+    warm = min(tc.warmup_steps, steps - 1)
+    if step <= warm:
+        return tc.lr * step / (warm + 1)
+    t = (step - 1 - warm) / (steps - warm)  # 0 at the first decayed step, < 1 at the last
+    if tc.schedule == "constant":
+        return tc.lr
+    if tc.schedule == "cosine":
+        return tc.lr * 0.5 * (1.0 + math.cos(math.pi * t))
+    return tc.lr * (1.0 - t) ** 0.9
+
+
+def reward_eval_steps(steps: int, evals: int) -> list[int]:
+    """The training steps after which the main network is scored for the reward (ascending)."""
+    gap = max(1, steps // (4 * evals))
+    return sorted({max(1, steps - j * gap) for j in range(evals)})
 
 
 def check_genotype(config: EvalConfig, genotype: Genotype | None) -> None:
@@ -171,6 +324,9 @@ class _Trial:
         train: Split,
         score: Split,
         dev: torch.device,
+        *,
+        init_state: Mapping[str, torch.Tensor] | None = None,
+        batch_seed: int | None = None,
     ) -> None:
         self.config = config
         self.train_split = train
@@ -181,7 +337,12 @@ class _Trial:
         self.kinds = {name: t.kind for name, t in self.tasks.items()}
 
         torch.manual_seed(config.seed)
-        self.model = build_network(config.model, self.tasks, dataset.in_channels)
+        model_cfg = config.model
+        if model_cfg.pretrained == warmstart.AUTO:
+            model_cfg = model_cfg.model_copy(update={"pretrained": None})
+        self.model = build_network(model_cfg, self.tasks, dataset.in_channels)
+        if init_state is not None:
+            self.model.load_state_dict(init_state, strict=True)
         self.aux: nn.Module | None = None
         if genotype is not None:
             from search_space.builder import AuxiliaryModules
@@ -213,7 +374,7 @@ class _Trial:
         bf16 = self.use_amp and torch.cuda.is_bf16_supported()
         self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and not bf16)
-        self.generator = torch.Generator().manual_seed(config.seed)
+        self.generator = torch.Generator().manual_seed(config.seed if batch_seed is None else batch_seed)
         self.ema = EMA(self.model, tc.ema_decay) if tc.ema_decay > 0 else None
         self.crop = tuple(config.data.crop_size) if config.data.crop_size else None
 
@@ -256,12 +417,16 @@ class _Trial:
             total = total + self.config.train.aux_weight * sum(aux.values())
         return total, main
 
-    def run(self, early_stop_below: float | None) -> EvalResult:
+    def run(self, early_stop_below: float | None, *, scoring: bool = True) -> EvalResult | None:
+        """Train and score; `scoring=False` (the warm start) only trains and returns None, or
+        the failure."""
         tc = self.config.train
         steps = tc.steps
         check_at = (
             max(1, int(round(tc.early_stop_fraction * steps))) if early_stop_below is not None else None
         )
+        eval_at = set(reward_eval_steps(steps, tc.reward_evals)) if scoring else set()
+        evaluations: list[tuple[dict, float]] = []
         nan_every = _NAN_CHECK_EVERY_CUDA if self.dev.type == "cuda" else 1
         bad = torch.zeros((), dtype=torch.bool, device=self.dev)
         eval_seconds = 0.0
@@ -270,7 +435,7 @@ class _Trial:
             m.train()
         batches = self._batches()
         for step in range(1, steps + 1):
-            lr = tc.lr * (1.0 - (step - 1) / steps) ** 0.9
+            lr = learning_rate(tc, step, steps)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             images, targets = self._fetch(next(batches))
@@ -292,14 +457,17 @@ class _Trial:
                 eval_seconds += time.perf_counter() - t0
                 if reward < early_stop_below:
                     return self._result(
-                        reward, metrics, step, time.perf_counter() - start, eval_seconds, True
+                        [(metrics, reward)], step, time.perf_counter() - start, eval_seconds, True
                     )
-        if self.dev.type == "cuda":
-            torch.cuda.synchronize(self.dev)
-        t0 = time.perf_counter()
-        metrics, reward = self.score()
-        eval_seconds += time.perf_counter() - t0
-        return self._result(reward, metrics, steps, time.perf_counter() - start, eval_seconds, False)
+            if step in eval_at:
+                if self.dev.type == "cuda":
+                    torch.cuda.synchronize(self.dev)
+                t0 = time.perf_counter()
+                evaluations.append(self.score())
+                eval_seconds += time.perf_counter() - t0
+        if not scoring:
+            return None
+        return self._result(evaluations, steps, time.perf_counter() - start, eval_seconds, False)
 
     # --- scoring --------------------------------------------------------------------------
     def score(self) -> tuple[dict[str, dict[str, float]], float]:
@@ -362,16 +530,31 @@ class _Trial:
             "aux_params": count_parameters(self.aux) if self.aux is not None else 0,
         }
 
-    def _result(self, reward, metrics, steps, seconds, eval_seconds, early) -> EvalResult:
+    def _result(self, evaluations, steps, seconds, eval_seconds, early) -> EvalResult:
+        """This seed's result: metrics averaged over its evaluations, reward their geometric mean."""
+        metrics = _mean_metrics([m for m, _ in evaluations])
+        reward = geometric_mean([metrics[t][task.score_metric] for t, task in self.tasks.items()])
+        train_seconds = seconds - eval_seconds
+        record = {
+            "seed": self.config.seed,
+            "reward": reward,
+            "metrics": metrics,
+            "eval_rewards": [r for _, r in evaluations],
+            "steps": steps,
+            "train_seconds": train_seconds,
+            "eval_seconds": eval_seconds,
+            "early_stopped": early,
+        }
         return EvalResult(
             ok=True,
             reward=reward,
             metrics=metrics,
-            train_seconds=seconds - eval_seconds,
+            train_seconds=train_seconds,
             eval_seconds=eval_seconds,
             steps=steps,
             device=_device_name(self.dev),
             early_stopped=early,
+            per_seed=[record],
             **self._params(),
         )
 

@@ -11,8 +11,9 @@ Datasets are cached per worker process by `evaluator.data.load_dataset`, so a wo
 many candidates prepares its tensors once.
 
 Only a worker process that dies (killed by the OS, node lost) surfaces as a Ray error from
-`ray.get`; `get_result` turns that into a failed `EvalResult` too. `submit` raises ValueError
-(naming `resources.num_gpus`) when the cluster has fewer GPUs than one trial asks for.
+`ray.get`; `get_result` turns that into a failed `EvalResult` whose error has `system: true`
+(not the architecture's failure: the driver runs it again). `check_resources` raises ValueError
+(naming the field) when no node of the cluster can hold one trial.
 """
 
 from __future__ import annotations
@@ -45,25 +46,36 @@ def submit(
     `evaluate_fn` replaces `evaluator.evaluate.evaluate` (same signature; it must be picklable,
     i.e. a module-level function): tests of the controller pass fast fakes through it.
     """
-    fn = _remote_function()
     res = config.resources
-    if res.num_gpus > 0:
-        _check_gpus(res.num_gpus)
-    return fn.options(num_cpus=res.num_cpus, num_gpus=res.num_gpus).remote(
-        config, genotype, early_stop_below, evaluate_fn
+    return (
+        _remote_function()
+        .options(num_cpus=res.num_cpus, num_gpus=res.num_gpus)
+        .remote(config, genotype, early_stop_below, evaluate_fn)
     )
 
 
-def _check_gpus(num_gpus: float) -> None:
-    """A GPU request no node can meet would wait forever: say so instead."""
+def check_resources(resources: Any) -> None:
+    """Raise ValueError naming the field when no alive node of the Ray cluster can hold one
+    trial's `num_cpus` and `num_gpus` together: such a task would wait forever."""
     import ray
 
-    available = ray.cluster_resources().get("GPU", 0.0)
-    if available < num_gpus:
-        raise ValueError(
-            f"resources.num_gpus: each trial asks for {num_gpus:g} GPU(s) but the Ray cluster has {available:g}; "
-            "set resources.num_gpus: 0 to run on CPUs"
-        )
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(
+        n.get("CPU", 0.0) >= resources.num_cpus and n.get("GPU", 0.0) >= resources.num_gpus for n in nodes
+    ):
+        return
+    most_cpus = max((n.get("CPU", 0.0) for n in nodes), default=0.0)
+    most_gpus = max((n.get("GPU", 0.0) for n in nodes), default=0.0)
+    field, asked, has, what = (
+        ("num_gpus", resources.num_gpus, most_gpus, "GPU")
+        if resources.num_gpus > most_gpus
+        else ("num_cpus", resources.num_cpus, most_cpus, "CPU")
+    )
+    hint = "; set resources.num_gpus: 0 to run on CPUs" if field == "num_gpus" else ""
+    raise ValueError(
+        f"resources.{field}: no node offers {asked:g} {what}(s) for one trial: "
+        f"the most a node of the Ray cluster has is {has:g}{hint}"
+    )
 
 
 def get_result(ref: ray.ObjectRef, timeout: float | None = None) -> EvalResult:
@@ -75,10 +87,11 @@ def get_result(ref: ray.ObjectRef, timeout: float | None = None) -> EvalResult:
         return ray.get(ref, timeout=timeout)
     except GetTimeoutError:
         raise
-    except TaskCancelledError:
-        return EvalResult.failure("Cancelled", "the evaluation was cancelled")
-    except RayError as e:
-        return EvalResult.failure(type(e).__name__, _one_line(str(e)))
+    except (TaskCancelledError, RayError) as e:
+        # the evaluation did not fail, its worker process or node did: `system` marks it so
+        result = EvalResult.failure(type(e).__name__, _one_line(str(e)) or type(e).__name__)
+        result.error["system"] = True
+        return result
 
 
 def run_trial(
@@ -96,6 +109,7 @@ def run_trial(
             return EvalResult.failure(
                 "TypeError", f"evaluate_fn returned {type(result).__name__}, not EvalResult"
             )
+        result.node = _this_node()
         return result
     except Exception as e:  # a trial must never take its worker (or the search) down with it
         return failure_from_exception(e)
@@ -105,8 +119,20 @@ def run_trial(
 
 def failure_from_exception(e: BaseException) -> EvalResult:
     if _is_out_of_memory(e):
-        return EvalResult.failure("OutOfMemory", _one_line(str(e)) or "CUDA out of memory")
-    return EvalResult.failure(type(e).__name__, _one_line(str(e)) or type(e).__name__)
+        return EvalResult.failure("OutOfMemory", _one_line(str(e)) or "CUDA out of memory", node=_this_node())
+    return EvalResult.failure(type(e).__name__, _one_line(str(e)) or type(e).__name__, node=_this_node())
+
+
+def _this_node() -> dict[str, str] | None:
+    """The Ray node running this code, or None outside a Ray worker."""
+    try:
+        import ray
+
+        if not ray.is_initialized():
+            return None
+        return {"id": ray.get_runtime_context().get_node_id(), "ip": ray.util.get_node_ip_address()}
+    except Exception:  # noqa: BLE001 - the node is information, never a reason to fail
+        return None
 
 
 def release_memory() -> None:

@@ -18,8 +18,14 @@ class EvalResult:
     steps: int = 0
     device: str = "cpu"
     early_stopped: bool = False
+    # one entry per reward seed (`train.reward_seeds`): {"seed", "reward", "metrics",
+    # "eval_rewards", "steps", "train_seconds", "eval_seconds", "early_stopped"[, "warm_start",
+    # "warm_start_seconds"]}; a failed seed is not listed
+    per_seed: list[dict[str, Any]] = field(default_factory=list)
     # on failure: {"type": "OutOfMemory" | "NaNLoss" | <exception class>, "message": "..."}
     error: dict[str, str] | None = None
+    # the Ray node that ran it: {"id": node id, "ip": address}; None outside Ray
+    node: dict[str, str] | None = None
 
     @property
     def seconds(self) -> float:
@@ -27,10 +33,6 @@ class EvalResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> EvalResult:
-        return cls(**d)
 
     @classmethod
     def failure(cls, kind: str, message: str, **kw: Any) -> EvalResult:

@@ -123,6 +123,11 @@ def test_cancel_stops_a_running_search_and_its_evaluations(ray_session, client, 
         30,
         what="the search to be running an evaluation",
     )
+    # what runs now is visible while it runs
+    running = client.get(f"/searches/{sid}/trials", params={"status": "running"}).json()
+    assert running["total"] == 1 and running["items"][0]["kind"] == "joint"
+    assert running["items"][0]["attempts"] == 1 and running["items"][0]["started_at"]
+    assert client.get(f"/searches/{sid}").json()["progress"]["running"] == 1
     asked = time.monotonic()
     r = client.post(f"/searches/{sid}/cancel")
     assert r.status_code == 200 and r.json()["cancel_requested"] is True
@@ -136,7 +141,9 @@ def test_cancel_stops_a_running_search_and_its_evaluations(ray_session, client, 
         lambda: ray_session.available_resources().get("CPU", 0) >= cpus, 10, what="CPU release"
     )
     s = client.get(f"/searches/{sid}").json()
-    assert s["progress"]["trials"] == 0 and s["finished_at"]
+    # the baselines were decided but never finished: back to waiting, none running
+    assert s["progress"]["trials"] == 2 and s["progress"]["running"] == 0 and s["finished_at"]
+    assert client.get(f"/searches/{sid}/trials", params={"status": "running"}).json()["total"] == 0
     # cancelling again is harmless
     assert client.post(f"/searches/{sid}/cancel").json()["status"] == "cancelled"
 

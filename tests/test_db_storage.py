@@ -38,6 +38,10 @@ def trial(index: int, kind: str = "candidate", status: str = "succeeded", reward
     )
 
 
+def _without(t: TrialRecord, keys: tuple[str, ...]) -> dict:
+    return {k: v for k, v in t.to_dict().items() if k not in keys}
+
+
 def test_migrations_create_the_models_tables_and_are_idempotent(db_url):
     assert migrate(db_url) == head_revision()
     assert migrate(db_url) == head_revision()  # a second start changes nothing
@@ -69,19 +73,32 @@ def test_migrate_reports_an_unreachable_database_in_one_line():
 def test_trials_round_trip_every_field(storage):
     assert isinstance(storage, SearchStorage)
     sid = storage.create_search(support.tiny_search_config())
-    t = trial(0, kind="basic", seconds=3.5, early_stopped=True, main_params=1000, aux_params=200, iteration=2)
-    storage.add_trial(sid, t)
+    t = trial(
+        0,
+        kind="basic",
+        status="pruned",
+        seconds=3.5,
+        main_params=1000,
+        aux_params=200,
+        iteration=2,
+        attempts=2,
+        node={"id": "abc", "ip": "127.0.0.1"},
+        per_seed=[{"seed": 0, "reward": 0.5}],
+    )
+    storage.add_trials(sid, [t])
     failed = trial(1, status="failed", reward=None, error={"type": "NaNLoss", "message": "loss is nan"})
-    storage.add_trial(sid, failed)
+    storage.add_trials(sid, [failed])
     got = storage.trials(sid)
-    assert [g.to_dict() for g in got] == [t.to_dict(), failed.to_dict()]
+    drop = ("created_at",)  # stamped by the storage
+    assert [_without(g, drop) for g in got] == [_without(t, drop), _without(failed, drop)]
+    assert all(g.created_at is not None for g in got)
 
 
 def test_a_trial_index_is_stored_once_and_a_duplicate_changes_nothing(storage):
     sid = storage.create_search(support.tiny_search_config())
-    storage.add_trial(sid, trial(0, reward=0.4))
+    storage.add_trials(sid, [trial(0, reward=0.4)])
     with pytest.raises(ValueError, match="trial 0 is already stored"):
-        storage.add_trial(sid, trial(0, reward=0.9))
+        storage.add_trials(sid, [trial(0, reward=0.9)])
     assert [t.reward for t in storage.trials(sid)] == [0.4]
 
 
@@ -89,7 +106,7 @@ def test_non_finite_numbers_are_stored_as_null(storage):
     sid = storage.create_search(support.tiny_search_config())
     t = trial(0, reward=float("nan"))
     t.metrics = {"depth": {"abs_rel": float("inf"), "delta1": 0.5}}
-    storage.add_trial(sid, t)
+    storage.add_trials(sid, [t])
     got = storage.trials(sid)[0]
     assert got.reward is None and got.metrics == {"depth": {"abs_rel": None, "delta1": 0.5}}
 
@@ -116,12 +133,12 @@ def test_iterations_status_and_checkpoint_dir(storage):
 
 def test_summary_progress_best_and_baselines_come_from_the_trial_rows(storage):
     sid = storage.create_search(support.tiny_search_config(search={"budget": 4}))
-    storage.add_trial(sid, trial(0, kind="joint", reward=0.9))  # the joint baseline is never "best"
-    storage.add_trial(sid, trial(1, kind="basic", reward=0.4))
-    storage.add_trial(sid, trial(2, reward=0.6))
-    storage.add_trial(sid, trial(3, status="cached", reward=0.6, cached=True))
-    storage.add_trial(sid, trial(4, status="failed", reward=0.95, error={"type": "X", "message": "y"}))
-    storage.add_trial(sid, trial(5, reward=0.8, early_stopped=True))  # a partial run's reward
+    storage.add_trials(sid, [trial(0, kind="joint", reward=0.9)])  # the joint baseline is never "best"
+    storage.add_trials(sid, [trial(1, kind="basic", reward=0.4)])
+    storage.add_trials(sid, [trial(2, reward=0.6)])
+    storage.add_trials(sid, [trial(3, status="cached", reward=0.6)])
+    storage.add_trials(sid, [trial(4, status="failed", reward=0.95, error={"type": "X", "message": "y"})])
+    storage.add_trials(sid, [trial(5, status="pruned", reward=0.8)])  # a partial run's reward
     s = storage.summary(sid)
     assert (s.progress.evaluated, s.progress.cached, s.progress.failed, s.progress.trials) == (3, 1, 1, 6)
     assert s.progress.budget == 4 and s.progress.fraction == 0.75
@@ -136,7 +153,7 @@ def test_summary_progress_best_and_baselines_come_from_the_trial_rows(storage):
 
 def test_best_is_none_without_a_scored_genotype(storage):
     sid = storage.create_search(support.tiny_search_config())
-    storage.add_trial(sid, trial(0, kind="joint", reward=0.5))
+    storage.add_trials(sid, [trial(0, kind="joint", reward=0.5)])
     assert storage.best_genotype_json(sid) is None
     with pytest.raises(UnknownSearch):
         storage.best_genotype_json(sid + 1)
@@ -181,9 +198,9 @@ def test_cancel_of_a_search_whose_worker_died_ends_it_at_once(storage):
 def test_fenced_storage_writes_only_while_its_owner_holds_the_search(storage):
     sid = storage.create_search(support.tiny_search_config(), owner="w1")
     mine, theirs = storage.fenced("w1"), storage.fenced("w2")
-    mine.add_trial(sid, trial(0))
+    mine.add_trials(sid, [trial(0)])
     with pytest.raises(LeaseLost):
-        theirs.add_trial(sid, trial(1))
+        theirs.add_trials(sid, [trial(1)])
     with pytest.raises(LeaseLost):
         theirs.set_status(sid, "failed", "not mine")
     assert theirs.cancel_requested(sid) and not mine.cancel_requested(sid)
@@ -198,7 +215,7 @@ def test_concurrent_writers_and_readers_lose_nothing(storage):
     def write(start: int) -> None:
         try:
             for i in range(start, 60, 4):
-                storage.add_trial(sid, trial(i, reward=i / 100))
+                storage.add_trials(sid, [trial(i, reward=i / 100)])
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
 

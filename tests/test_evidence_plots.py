@@ -73,7 +73,7 @@ def test_endpoint_serves_pngs_and_clear_404s(db_url, storage, finished_search): 
 
 def test_endpoint_before_any_candidate_and_behind_the_token(db_url, storage):  # noqa: F811
     sid = storage.create_search(support.tiny_search_config(name="early"))
-    storage.add_trial(sid, TrialRecord(0, "joint", "succeeded", reward=0.3))
+    storage.add_trials(sid, [TrialRecord(0, "joint", "succeeded", reward=0.3)])
     with TestClient(create_app(db_url, api_token="s3cret")) as client:
         assert client.get(f"/searches/{sid}/plots/reward.png").status_code == 401
         r = client.get(f"/searches/{sid}/plots/reward.png", headers={"Authorization": "Bearer s3cret"})

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from pydantic import BaseModel
 
-from api.deps import get_storage, not_found
+from api.deps import MAX_ID, get_storage, not_found, search_id_in_path
 from api.errors import field_error
 from api.schemas import (
     GenotypeDocument,
@@ -16,12 +16,14 @@ from api.schemas import (
     SearchList,
     SearchOut,
     SearchStatus,
+    TrialOut,
     TrialPage,
+    TrialStatus,
     ValidationProblem,
-    trial_page_json,
 )
 from controller.config import SearchConfig
 from db.storage import SqlStorage, UnknownSearch
+from evaluator.config import unoffered_task
 from search_space import SearchSpace, SpaceError
 
 router = APIRouter(prefix="/searches", tags=["searches"])
@@ -49,18 +51,34 @@ def create_search(config: SearchConfig, storage: SqlStorage = Depends(get_storag
 
 
 def check_search_config(config: SearchConfig) -> None:
-    """What the schema alone cannot say: the tasks and P must form a valid search space."""
+    """What the schema alone cannot say: the tasks and P must form a valid search space, and a
+    REST caller may name only the datasets the operator allows and paths inside AUXNAS_DATA_DIR."""
+    from evaluator.policy import PolicyError, check_caller_config
+
+    try:
+        check_caller_config(config)
+    except PolicyError as e:
+        raise field_error(("body", *e.loc), e.msg) from None
     try:
         SearchSpace(num_inputs=config.model.num_aux_inputs, tasks=tuple(config.tasks))
     except SpaceError as e:
         field, _, msg = str(e).partition(": ")
         loc = ("body", "model", "num_aux_inputs") if field == "num_inputs" else ("body", "tasks")
         raise field_error(loc, msg or str(e)) from None
+    check_tasks_offered(config)
+
+
+def check_tasks_offered(config: SearchConfig) -> None:
+    """A built-in dataset offers a fixed set of tasks (plugin datasets are checked by the worker)."""
+    unoffered = unoffered_task(config)
+    if unoffered is not None:
+        index, reason = unoffered
+        raise field_error(("body", "tasks", index), reason)
 
 
 @router.get("", response_model=SearchList, summary="List searches, newest first")
 def list_searches(
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_ID),
     limit: int = Query(50, ge=1, le=500),
     status_: SearchStatus | None = Query(None, alias="status", description="only searches in this status"),
     storage: SqlStorage = Depends(get_storage),
@@ -72,7 +90,9 @@ def list_searches(
 
 
 @router.get("/{search_id}", response_model=SearchDetail, responses=_404, summary="One search")
-def get_search(search_id: int, storage: SqlStorage = Depends(get_storage)) -> Response:
+def get_search(
+    search_id: int = Depends(search_id_in_path), storage: SqlStorage = Depends(get_storage)
+) -> Response:
     summary = storage.summary(search_id)
     if summary is None:
         raise not_found(search_id)
@@ -83,15 +103,17 @@ def get_search(search_id: int, storage: SqlStorage = Depends(get_storage)) -> Re
     "/{search_id}/trials", response_model=TrialPage, responses=_404, summary="Trials in order, paginated"
 )
 def list_trials(
-    search_id: int,
-    offset: int = Query(0, ge=0),
+    search_id: int = Depends(search_id_in_path),
+    offset: int = Query(0, ge=0, le=MAX_ID),
     limit: int = Query(50, ge=1, le=1000),
+    status: TrialStatus | None = Query(None, description="only trials in this state, e.g. running"),
     storage: SqlStorage = Depends(get_storage),
 ) -> Response:
-    rows, total = storage.trial_page(search_id, offset, limit, raw_json=True)
+    trials, total = storage.trial_page(search_id, offset, limit, status=status)
     if total == 0 and not storage.search_exists(search_id):
         raise not_found(search_id)
-    return Response(trial_page_json(rows, total, offset, limit), media_type="application/json")
+    page = TrialPage(items=[TrialOut.of(t) for t in trials], total=total, offset=offset, limit=limit)
+    return json_of(page)
 
 
 @router.get(
@@ -101,7 +123,9 @@ def list_trials(
     responses={404: {"model": Problem, "description": "unknown search, or no successful trial yet"}},
     summary="Genotype JSON v1 of the best trial so far",
 )
-def best_genotype(search_id: int, storage: SqlStorage = Depends(get_storage)) -> dict[str, Any]:
+def best_genotype(
+    search_id: int = Depends(search_id_in_path), storage: SqlStorage = Depends(get_storage)
+) -> dict[str, Any]:
     try:
         doc = storage.best_genotype_json(search_id)
     except UnknownSearch:
@@ -123,7 +147,9 @@ def best_genotype(search_id: int, storage: SqlStorage = Depends(get_storage)) ->
     },
     summary="Stop a search; its running evaluations are cancelled",
 )
-def cancel_search(search_id: int, storage: SqlStorage = Depends(get_storage)) -> Response:
+def cancel_search(
+    search_id: int = Depends(search_id_in_path), storage: SqlStorage = Depends(get_storage)
+) -> Response:
     try:
         after = storage.request_cancel(search_id)
     except UnknownSearch:
