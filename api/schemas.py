@@ -198,6 +198,15 @@ class TrialOut(BaseModel):
         return cls.model_validate({**asdict(t), "cached": t.cached})
 
 
+class IterationOut(BaseModel):
+    index: int
+    num_episodes: int = Field(description="genotypes proposed in this iteration")
+    reward_mean: float | None
+    reward_max: float | None
+    stats: dict[str, float | None] = Field(description="learner statistics (policy loss, entropy, timings)")
+    seconds: float
+
+
 class TrialPage(BaseModel):
     items: list[TrialOut]
     total: int

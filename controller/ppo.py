@@ -3,15 +3,14 @@
 The env gives reward 0; a batch of complete episodes is sampled, their genotypes are evaluated
 elsewhere (in parallel, as Ray tasks), the reward is written onto each episode's last step, the
 learner is updated and the weights go back to the env runner. `sample_episodes` and `learn` are
-the two halves, used directly by `controller.strategies.PPOStrategy` (whose driver runs the
-evaluations with caching, cancel and failure handling); `training_step` composes them with
-`algo.reward_fn` so that `algo.train()` works too.
+the two halves, used by `controller.strategies.PPOStrategy` (whose driver runs the evaluations
+with caching, cancel and failure handling in between).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,15 +26,11 @@ from controller.env import TokenEnv
 from controller.rl_module import ControllerRLModule
 from search_space import SearchSpace
 
-RewardFn = Callable[[list[list[int]]], Sequence[float]]
 MODULE_ID = "default_policy"
 
 
 class DeferredRewardPPO(PPO):
     """PPO whose rewards come from outside the env, one per complete episode."""
-
-    reward_fn: RewardFn | None = None  # used by `training_step` only
-    episodes_per_update: int = 8
 
     def sample_episodes(self, num_episodes: int) -> list[Any]:
         """`num_episodes` complete episodes (one genotype each) from the local env runner."""
@@ -78,16 +73,6 @@ class DeferredRewardPPO(PPO):
         if set(runner) - set(learner):
             return False
         return all(np.array_equal(_np(runner[k]), _np(learner[k])) for k in runner)
-
-    def training_step(self) -> None:
-        if self.reward_fn is None:
-            raise RuntimeError("set algo.reward_fn (token lists -> rewards) before algo.train()")
-        episodes = self.sample_episodes(self.episodes_per_update)
-        rewards = self.reward_fn([self.episode_tokens(e) for e in episodes])
-        stats = self.learn(episodes, list(rewards))
-        for key, value in stats.items():
-            self.metrics.log_value(("controller", key), value, window=1)
-        self.metrics.log_value(("controller", "reward_mean"), float(np.mean(rewards)), window=1)
 
 
 def _np(x: Any) -> np.ndarray:

@@ -116,7 +116,6 @@ class PPOStrategy(Strategy):
         self.config = config
         self.space = space
         self.algo = build_ppo_config(config, space).build_algo()
-        self.algo.episodes_per_update = config.controller.episodes_per_update
         self._episodes: list[Any] = []
 
     def propose(self, n: int) -> list[Genotype]:

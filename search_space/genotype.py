@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,10 +49,6 @@ class Genotype:
         problem = self.space.invalid_token(self.tokens)
         if problem:
             raise GenotypeError(f"tokens: {problem}")
-
-    @classmethod
-    def from_tokens(cls, space: SearchSpace, tokens: Sequence[int]) -> Genotype:
-        return cls(space, tuple(tokens))
 
     @property
     def cells(self) -> list[Cell]:

@@ -39,8 +39,10 @@ def test_cli_search_is_visible_to_status_export_and_the_api(ray_session, db_url,
         str(config),
         "--runs-dir",
         str(tmp_path / "runs"),
-        "--evaluate-fn",
-        "tests.service_support:fast_evaluate",
+        "--output",
+        str(tmp_path / "search-output.json"),
+        "--evaluator",
+        "python:tests.service_support:fast_evaluate",
     ]
     res = runner.invoke(cli_app, args)
     assert res.exit_code == 0, res.output
@@ -59,6 +61,9 @@ def test_cli_search_is_visible_to_status_export_and_the_api(ray_session, db_url,
     assert res.exit_code == 0, res.output
     exported = json.loads(out.read_text())
     assert exported["search"]["name"] == "from-the-cli"
+    # one exporter: `search --output` and `export` write the same document, with the real id
+    assert json.loads((tmp_path / "search-output.json").read_text()) == exported
+    assert exported["search"]["id"] == sid
 
     with TestClient(create_app(db_url, api_token="")) as client:
         s = client.get(f"/searches/{sid}").json()

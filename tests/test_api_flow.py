@@ -93,6 +93,12 @@ def test_rest_flow_from_post_to_best_genotype(ray_session, client, db_url, tmp_p
     assert list(genotype.tokens) == best_trial["tokens"]
     assert best["search"]["id"] == sid and best["search"]["name"] == "flow"
 
+    # the controller's learning curve, one row per iteration
+    iterations = client.get(f"/searches/{sid}/iterations").json()
+    assert [it["index"] for it in iterations] == list(range(len(iterations))) and iterations
+    assert sum(it["num_episodes"] for it in iterations) == sum(1 for t in trials if t["kind"] == "candidate")
+    assert client.get("/searches/999999/iterations").status_code == 404
+
     # the CLI reads the same database
     _register_commands()
     out = tmp_path / "best.json"

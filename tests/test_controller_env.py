@@ -139,20 +139,3 @@ def test_restored_weights_reach_the_env_runner(ppo_strategy, tmp_path):
         other.close()
 
 
-def test_algorithm_train_uses_the_deferred_reward_fn(ppo_strategy):
-    algo = ppo_strategy.algo
-    seen: list[list[int]] = []
-
-    def reward_fn(token_lists):
-        seen.extend(token_lists)
-        return [1.0 if t[0] == 0 else 0.0 for t in token_lists]
-
-    algo.reward_fn = reward_fn
-    try:
-        result = algo.train()
-    finally:
-        algo.reward_fn = None
-    assert len(seen) == algo.episodes_per_update == 16
-    assert all(ppo_strategy.space.invalid_token(t) is None for t in seen)
-    assert "reward_mean" in result["controller"]
-    assert algo.weights_in_sync()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
@@ -11,6 +12,7 @@ from api.deps import MAX_ID, get_storage, not_found, search_id_in_path
 from api.errors import field_error
 from api.schemas import (
     GenotypeDocument,
+    IterationOut,
     Problem,
     SearchDetail,
     SearchList,
@@ -114,6 +116,20 @@ def list_trials(
         raise not_found(search_id)
     page = TrialPage(items=[TrialOut.of(t) for t in trials], total=total, offset=offset, limit=limit)
     return json_of(page)
+
+
+@router.get(
+    "/{search_id}/iterations",
+    response_model=list[IterationOut],
+    responses=_404,
+    summary="The controller's iterations: the learning curve of the search",
+)
+def list_iterations(
+    search_id: int = Depends(search_id_in_path), storage: SqlStorage = Depends(get_storage)
+) -> list[IterationOut]:
+    if not storage.search_exists(search_id):
+        raise not_found(search_id)
+    return [IterationOut.model_validate(asdict(it)) for it in storage.iterations(search_id)]
 
 
 @router.get(
