@@ -99,9 +99,20 @@ class SearchDetail(SearchOut):
         "1: stored before versions were recorded)"
     )
 
+    fidelity: dict[str, Any] | None = Field(
+        None,
+        description="calibration figures when the search calibrated (search.calibrate): spearman and "
+        "kendall between replicates with 90% intervals, spread, noise, per-genotype rewards, verdict",
+    )
+
     @classmethod
     def of(cls, s: SearchSummary) -> SearchDetail:
-        return cls(**_summary_fields(s), checkpoint_dir=s.checkpoint_dir, **stored_config_fields(s.config))
+        return cls(
+            **_summary_fields(s),
+            checkpoint_dir=s.checkpoint_dir,
+            fidelity=s.fidelity,
+            **stored_config_fields(s.config),
+        )
 
 
 def stored_config_fields(stored: Any) -> dict[str, Any]:

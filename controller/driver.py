@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from controller import calibration
 from controller.checkpoint import CheckpointDir, CheckpointError
 from controller.config import SearchConfig
 from controller.export import best_trial
@@ -59,7 +60,9 @@ class SearchProgress:
     elapsed: float  # seconds since run() started
     iteration: int = 0  # controller iterations finished
     running: int = 0  # evaluations in flight
-    phase: str = "baselines"  # "baselines" | "search" | "done"
+    phase: str = "baselines"  # "calibration" | "baselines" | "search" | "done"
+    calibrated: int = 0  # calibration trials finished
+    calibration_total: int = 0
 
 
 @dataclass
@@ -77,6 +80,7 @@ class SearchOutcome:
     failed: int = 0
     stop_reason: str | None = None  # why a succeeded search stopped
     elapsed: float = 0.0
+    fidelity: dict[str, Any] | None = None  # the calibration figures, when it calibrated
 
 
 class SearchCancelled(Exception):
@@ -105,8 +109,10 @@ class SearchDriver:
         checkpoint_dir: str | Path,
         evaluate_fn: Callable[..., EvalResult] | None = None,
         on_progress: Callable[[SearchProgress], None] | None = None,
+        calibrate_only: bool = False,
     ) -> None:
         self.config = config
+        self.calibrate_only = calibrate_only  # `auxnas calibrate`: the calibration phase alone
         self.storage = storage
         self.search_id = search_id
         self.checkpoint = CheckpointDir(checkpoint_dir)
@@ -121,6 +127,8 @@ class SearchDriver:
         self.stop_reason: str | None = None
         self.timings: dict[str, list[float]] = {}
         self._running: dict[Any, int] = {}  # Ray ref -> trial index
+        self.fidelity: dict[str, Any] | None = None
+        self._state_to_restore: dict[str, Any] | None = None
         self._phase = "baselines"
         self._start = 0.0
 
@@ -130,10 +138,13 @@ class SearchDriver:
         status, error = "failed", None
         try:
             self._setup(resume)
-            self._run_baselines()
-            self._phase = "search"
-            self._search()
-            self._check_some_candidate_succeeded()
+            self._calibrate()
+            if not self.calibrate_only:
+                self._phase = "baselines"
+                self._run_baselines()
+                self._phase = "search"
+                self._search()
+                self._check_some_candidate_succeeded()
             status = "succeeded"
         except SearchCancelled:
             status = "cancelled"
@@ -162,10 +173,12 @@ class SearchDriver:
             failed=self.failed,
             stop_reason=self.stop_reason if status == "succeeded" else None,
             elapsed=time.monotonic() - self._start,
+            fidelity=self.fidelity,
         )
 
     def progress(self) -> SearchProgress:
         best = self.best
+        cal = [t for t in self.trials.values() if t.phase == calibration.PHASE]
         return SearchProgress(
             evaluated=self.evaluated,
             cached=self.cached,
@@ -176,6 +189,8 @@ class SearchDriver:
             iteration=self.iteration,
             running=len(self._running),
             phase=self._phase,
+            calibrated=sum(1 for t in cal if t.final),
+            calibration_total=len(cal),
         )
 
     # --- counts, always from the rows ----------------------------------------------------------
@@ -239,7 +254,11 @@ class SearchDriver:
             check_resources(self.config.resources)
         except ValueError as e:
             raise SearchFailed(str(e)) from None
+        self._state_to_restore = state
+
+    def _start_strategy(self) -> None:
         self.strategy = make_strategy(self.config.search.strategy, self.config, self.space)
+        state = self._state_to_restore
         if state is not None:
             self.iteration = int(state.get("iterations", 0))
             strategy_dir = self.checkpoint.path
@@ -349,7 +368,37 @@ class SearchDriver:
         if self.storage.cancel_requested(self.search_id):
             raise SearchCancelled()
 
-    # --- baselines and candidates --------------------------------------------------------------
+    # --- calibration, baselines and candidates ------------------------------------------------
+    def _calibrate(self) -> None:
+        """The optional calibration phase: score its trials, store the fidelity figures, and
+        stop the search when they are below `search.calibrate.min_spearman`."""
+        cal = self.config.search.calibrate
+        if cal is None:
+            return
+        self._phase = "calibration"
+        rows = [t for t in self.trial_list() if t.phase == calibration.PHASE]
+        if not rows:
+            try:
+                rows = calibration.calibration_trials(self.config, self.space, cal, self.next_index)
+            except ValueError as e:
+                raise SearchFailed(str(e)) from None
+            self._add(rows)
+        self._run_trials([self.trials[t.index] for t in rows if not self.trials[t.index].final])
+        finished = [self.trials[t.index] for t in rows]
+        threshold = cal.min_spearman if cal.min_spearman is not None else 0.5
+        try:
+            report = calibration.calibration_report(
+                finished, cal.replicates, self.config.train.reward_seeds, threshold=threshold
+            )
+        except ValueError as e:  # e.g. too many failed trials to rank anything
+            raise SearchFailed(f"calibration: {e}") from None
+        self.fidelity = calibration.fidelity_document(report, cal)
+        self.storage.set_fidelity(self.search_id, self.fidelity)
+        self._emit_progress()
+        reason = calibration.below_minimum(report, cal)
+        if reason:
+            raise SearchFailed(reason)
+
     def _run_baselines(self) -> None:
         new = []
         if self._baseline("joint") is None:
@@ -379,6 +428,7 @@ class SearchDriver:
         )
 
     def _search(self) -> None:
+        self._start_strategy()
         budget = self.config.search.budget
         idle = 0
         while self.evaluated < budget or self._iteration_rows(self.iteration):
@@ -499,9 +549,12 @@ class SearchDriver:
             while pending and len(self._running) < self.config.search.parallel_trials:
                 trial = pending.popleft()
                 genotype = Genotype(self.space, tuple(trial.tokens)) if trial.tokens is not None else None
-                below = self._early_stop_below() if trial.kind == "candidate" else None
+                below = self._early_stop_below() if trial.kind == "candidate" and trial.phase == "search" else None
+                config = self.eval_config
+                if trial.phase == calibration.PHASE:
+                    config = calibration.replicate_config(config, trial.replicate)
                 self._move(trial.index, "running")
-                self._running[submit(self.eval_config, genotype, below, self.evaluate_fn)] = trial.index
+                self._running[submit(config, genotype, below, self.evaluate_fn)] = trial.index
                 submitted = True
             if submitted:
                 self._emit_progress()

@@ -140,6 +140,10 @@ class SearchStorage(ABC):
     def set_checkpoint_dir(self, search_id: int, path: str) -> None: ...
 
     @abstractmethod
+    def set_fidelity(self, search_id: int, fidelity: dict[str, Any]) -> None:
+        """Store the calibration figures (`controller.calibration.fidelity_document`)."""
+
+    @abstractmethod
     def cancel_requested(self, search_id: int) -> bool: ...
 
 
@@ -169,6 +173,7 @@ class InMemoryStorage(SearchStorage):
         self._iterations: dict[int, dict[int, IterationRecord]] = {}
         self.status: dict[int, tuple[str, str | None]] = {}
         self.checkpoint_dirs: dict[int, str] = {}
+        self.fidelity: dict[int, dict[str, Any]] = {}
         self.cancelled: set[int] = set()
 
     def add_trials(self, search_id: int, trials: list[TrialRecord]) -> None:
@@ -210,6 +215,10 @@ class InMemoryStorage(SearchStorage):
     def set_checkpoint_dir(self, search_id: int, path: str) -> None:
         with self._lock:
             self.checkpoint_dirs[search_id] = path
+
+    def set_fidelity(self, search_id: int, fidelity: dict[str, Any]) -> None:
+        with self._lock:
+            self.fidelity[search_id] = fidelity
 
     def cancel_requested(self, search_id: int) -> bool:
         with self._lock:

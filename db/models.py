@@ -76,6 +76,8 @@ class Search(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # times a worker claimed it
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     checkpoint_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # the calibration figures (controller.calibration.fidelity_document), when it calibrated
+    fidelity: Mapped[dict[str, Any] | None] = mapped_column(NULLABLE_JSON, nullable=True)
 
 
 class Trial(Base):

@@ -155,6 +155,10 @@ class SqlStorage(SearchStorage):
         with transaction(self.sessions, write=True) as s:
             self._check_owner(s, search_id).checkpoint_dir = str(path)
 
+    def set_fidelity(self, search_id: int, fidelity: dict[str, Any]) -> None:
+        with transaction(self.sessions, write=True) as s:
+            self._check_owner(s, search_id).fidelity = finite_or_none(fidelity)
+
     def cancel_requested(self, search_id: int) -> bool:
         if self.lease_lost.is_set():
             return True
@@ -188,9 +192,11 @@ class SqlStorage(SearchStorage):
         *,
         launched_by: str = "api",
         owner: str | None = None,
+        lease_seconds: float = 30.0,
     ) -> int:
         """Store a validated `SearchConfig`. API searches are queued for a worker; a CLI search
-        starts `running` under `owner` with no lease, so no worker ever claims it."""
+        starts `running` under `owner` with a lease of `lease_seconds` that it must renew (a
+        Heartbeat): if the CLI dies, the lease expires and any worker may resume the search."""
         doc = config.model_dump(mode="json")
         now = utcnow()
         row = Search(
@@ -202,6 +208,8 @@ class SqlStorage(SearchStorage):
             created_at=now,
             started_at=None if owner is None else now,
             worker_id=owner,
+            lease_expires_at=None if owner is None else now + timedelta(seconds=lease_seconds),
+            heartbeat_at=None if owner is None else now,
             attempts=0 if owner is None else 1,
             cancel_requested=False,
         )
@@ -210,28 +218,29 @@ class SqlStorage(SearchStorage):
             s.flush()
             return row.id
 
-    def take_over(self, search_id: int, owner: str) -> Search:
-        """The CLI resuming its own search (`auxnas search --resume`): mark it running under
-        `owner`. Refused for a search a worker holds with a live lease."""
+    def take_over(self, search_id: int, owner: str, lease_seconds: float = 30.0) -> Search:
+        """`auxnas search --resume`: run the search under `owner`, with a fresh lease. Refused
+        while someone else (a worker or another CLI) holds it with a live lease."""
         with transaction(self.sessions, write=True) as s:
             row = s.get(Search, search_id, with_for_update=True)
             if row is None:
                 raise UnknownSearch(search_id)
             now = utcnow()
             if row.status == "running" and row.lease_expires_at is not None and row.lease_expires_at > now:
-                raise LeaseLost(f"search {search_id} is running under worker {row.worker_id}")
-            row.status, row.worker_id, row.lease_expires_at = "running", owner, None
+                raise LeaseLost(f"search {search_id} is running under {row.worker_id} (lease not expired)")
+            row.status, row.worker_id = "running", owner
+            row.lease_expires_at, row.heartbeat_at = now + timedelta(seconds=lease_seconds), now
             row.error, row.finished_at, row.cancel_requested = None, None, False
             row.started_at = row.started_at or now
             row.attempts += 1
             return row
 
-    def find_cli_search(self, checkpoint_dir: str) -> int | None:
-        """The newest CLI search that used `checkpoint_dir` (for `auxnas search --resume`)."""
+    def find_cli_search(self, name: str) -> int | None:
+        """The newest search named `name` that `auxnas search` launched (its `--resume`)."""
         with self.engine.connect() as conn:
             return conn.execute(
                 select(Search.id)
-                .where(Search.launched_by == "cli", Search.checkpoint_dir == checkpoint_dir)
+                .where(Search.launched_by == "cli", Search.name == name)
                 .order_by(Search.id.desc())
                 .limit(1)
             ).scalar()

@@ -64,6 +64,7 @@ class SearchSummary:
     attempts: int
     checkpoint_dir: str | None
     config: dict[str, Any] = field(default_factory=dict)
+    fidelity: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -144,6 +145,7 @@ def _summary(row: Any, agg: Any, best_trial: int | None) -> SearchSummary:
         attempts=row["attempts"],
         checkpoint_dir=row["checkpoint_dir"],
         config=row["config"],
+        fidelity=row["fidelity"],
     )
 
 

@@ -143,3 +143,19 @@ def failing_joint(config: EvalConfig, genotype: Genotype | None, *, early_stop_b
     if genotype is None:
         raise ValueError("dataset returned no images")
     return target_share(config, genotype, early_stop_below=early_stop_below)
+
+
+def noisy(
+    config: EvalConfig,
+    genotype: Genotype | None,
+    *,
+    early_stop_below: float | None = None,
+    noise: float = 0.01,
+):
+    """A reward with a known architecture effect and known seed noise: `hashed_reward` (uniform
+    in [0, 1) per genotype, 0.2 for Joint) plus a uniform [-noise, noise] term fixed by the
+    genotype and `config.seed` (another training seed, another draw)."""
+    base = hashed_reward(config, genotype).reward
+    key = f"{genotype.canonical_hash() if genotype is not None else 'joint'}-{config.seed}"
+    u = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") / 2**32
+    return _result(base + noise * (2 * u - 1), genotype, None)

@@ -1,4 +1,5 @@
-"""trial lifecycle: waiting/running/pruned states, timestamps, attempts, Ray node, phase
+"""trial lifecycle: waiting/running/pruned states, timestamps, attempts, Ray node, phase;
+a search's fidelity figures
 
 Revision ID: 0002
 Revises: 0001
@@ -20,6 +21,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("searches") as batch:
+        batch.add_column(sa.Column("fidelity", sa.JSON(), nullable=True))
     with op.batch_alter_table("trials") as batch:
         batch.add_column(sa.Column("phase", sa.String(16), nullable=False, server_default="search"))
         batch.add_column(sa.Column("replicate", sa.Integer(), nullable=True))
@@ -65,3 +68,5 @@ def downgrade() -> None:
     with op.batch_alter_table("trials") as batch:
         for name in ("finished_at", "started_at", "node_ip", "node_id", "attempts", "per_seed", "replicate", "phase"):
             batch.drop_column(name)
+    with op.batch_alter_table("searches") as batch:
+        batch.drop_column("fidelity")
