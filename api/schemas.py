@@ -192,7 +192,8 @@ class TrialOut(BaseModel):
     reward: float | None
     metrics: dict[str, dict[str, float | None]]
     per_seed: list[dict[str, Any]] | None = Field(description="with train.reward_seeds > 1: per seed")
-    seconds: float
+    seconds: float = Field(description="wall seconds of the evaluation")
+    cpu_seconds: float = Field(description="CPU seconds of the process that evaluated it")
     cached: bool = Field(description="status is cached: the reward of an earlier trial of the genotype")
     main_params: int
     aux_params: int

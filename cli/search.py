@@ -131,7 +131,13 @@ def load_evaluator(name: str) -> Any:
 
 
 def _run(
-    config: SearchConfig, storage: Any, resume_id: int | None, runs_dir: Path, lease: float, evaluate_fn: Any
+    config: SearchConfig,
+    storage: Any,
+    resume_id: int | None,
+    runs_dir: Path,
+    lease: float,
+    evaluate_fn: Any,
+    calibrate_only: bool = False,
 ) -> tuple[SearchOutcome, Path]:
     """Run the search under a lease; returns its outcome and run directory."""
     import logging
@@ -149,7 +155,7 @@ def _run(
 
     run = start_run(storage, config, resume_id, runs_dir, lease)
     try:
-        return _drive(config, run, evaluate_fn), run.run_dir
+        return _drive(config, run, evaluate_fn, calibrate_only), run.run_dir
     except LeaseLost as e:
         fail(f"search {run.search_id} was taken over ({e}); this process stopped working on it")
     finally:
@@ -157,7 +163,9 @@ def _run(
         storage.dispose()
 
 
-def _drive(config: SearchConfig, run: CliRun, evaluate_fn: Any) -> SearchOutcome:
+def _drive(
+    config: SearchConfig, run: CliRun, evaluate_fn: Any, calibrate_only: bool = False
+) -> SearchOutcome:
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -186,19 +194,44 @@ def _drive(config: SearchConfig, run: CliRun, evaluate_fn: Any) -> SearchOutcome
 
     def on_progress(p: SearchProgress) -> None:
         best = f"{p.best_reward:.4f}" if p.best_reward is not None else "-"
+        if p.phase == "calibration" or (calibrate_only and p.phase == "done"):  # spends no budget
+            progress.update(
+                task, completed=p.calibrated, total=p.calibration_total, description="calibration"
+            )
+            return
         label = {"baselines": "baselines", "search": f"search it {p.iteration}", "done": "done"}[p.phase]
         progress.update(
-            task, completed=p.evaluated, description=label, cached=p.cached, failed=p.failed, best=best
+            task,
+            completed=p.evaluated,
+            total=config.search.budget,
+            description=label,
+            cached=p.cached,
+            failed=p.failed,
+            best=best,
         )
 
     driver = SearchDriver(
-        config, run.storage, run.search_id, run.run_dir, evaluate_fn=evaluate_fn, on_progress=on_progress
+        config,
+        run.storage,
+        run.search_id,
+        run.run_dir,
+        evaluate_fn=evaluate_fn,
+        on_progress=on_progress,
+        calibrate_only=calibrate_only,
     )
     what = "resuming" if run.resume else "starting"
-    console.print(
-        f"{what} search {run.search_id} {config.name!r}: strategy {config.search.strategy}, "
-        f"budget {config.search.budget}, {config.search.parallel_trials} parallel, run {run.run_dir}"
-    )
+    if calibrate_only:
+        cal = config.search.calibrate
+        console.print(
+            f"{what} calibration (search {run.search_id}) {config.name!r}: Joint, basic and {cal.genotypes} "
+            f"random genotypes x {cal.replicates} replicates, {config.search.parallel_trials} parallel, "
+            f"run {run.run_dir}"
+        )
+    else:
+        console.print(
+            f"{what} search {run.search_id} {config.name!r}: strategy {config.search.strategy}, "
+            f"budget {config.search.budget}, {config.search.parallel_trials} parallel, run {run.run_dir}"
+        )
     try:
         with progress:
             outcome = driver.run(resume=run.resume)

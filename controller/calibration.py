@@ -100,9 +100,25 @@ def calibration_report(
     return fidelity_report(rewards, joint, threshold=threshold, reward_seeds=reward_seeds)
 
 
-def fidelity_document(report: FidelityReport, calibrate: CalibrateSection) -> dict[str, Any]:
-    """What a search stores and shows as its `fidelity`."""
-    return {**report.to_dict(), "min_spearman": calibrate.min_spearman}
+def fidelity_document(
+    report: FidelityReport, calibrate: CalibrateSection, trials: list[TrialRecord]
+) -> dict[str, Any]:
+    """What a search stores and shows as its `fidelity`: the figures, the threshold, and the
+    median wall and CPU seconds per calibration candidate."""
+    done = [t for t in trials if t.phase == PHASE and t.status == "succeeded"]
+    return {
+        **report.to_dict(),
+        "min_spearman": calibrate.min_spearman,
+        "seconds_per_candidate": {
+            "wall": _median([t.seconds for t in done]),
+            "cpu": _median([t.cpu_seconds for t in done]),
+        },
+    }
+
+
+def _median(values: list[float]) -> float | None:
+    values = sorted(values)
+    return values[len(values) // 2] if values else None
 
 
 def below_minimum(report: FidelityReport, calibrate: CalibrateSection) -> str | None:

@@ -392,7 +392,7 @@ class SearchDriver:
             )
         except ValueError as e:  # e.g. too many failed trials to rank anything
             raise SearchFailed(f"calibration: {e}") from None
-        self.fidelity = calibration.fidelity_document(report, cal)
+        self.fidelity = calibration.fidelity_document(report, cal, finished)
         self.storage.set_fidelity(self.search_id, self.fidelity)
         self._emit_progress()
         reason = calibration.below_minimum(report, cal)
@@ -470,7 +470,9 @@ class SearchDriver:
         if not rows:
             rows = self._decide(genotypes, k)
         elif [list(g.tokens) for g in genotypes] != [t.tokens for t in rows]:
-            raise SearchFailed(f"{self.checkpoint.path}: iteration {k}'s trials do not match its proposed batch")
+            raise SearchFailed(
+                f"{self.checkpoint.path}: iteration {k}'s trials do not match its proposed batch"
+            )
         new = sum(1 for t in rows if t.status != "cached")
         self._run_batch(rows)
         evaluated_at = time.perf_counter()
@@ -519,7 +521,7 @@ class SearchDriver:
 
     @staticmethod
     def _cached_copy(row: TrialRecord, original: TrialRecord, status: str) -> TrialRecord:
-        return replace(row, status=status, **_result_of(original), seconds=0.0)
+        return replace(row, status=status, **_result_of(original), seconds=0.0, cpu_seconds=0.0)
 
     def _run_batch(self, rows: list[TrialRecord]) -> None:
         """Run the batch's waiting rows, each genotype once; its duplicates become cached."""
@@ -534,7 +536,9 @@ class SearchDriver:
         for t in rows:
             t = self.trials[t.index]
             if t.status == "waiting":
-                self._move(t.index, "cached", **_result_of(self.cache[t.genotype_hash]), seconds=0.0)
+                self._move(
+                    t.index, "cached", **_result_of(self.cache[t.genotype_hash]), seconds=0.0, cpu_seconds=0.0
+                )
 
     def _run_trials(self, trials: list[TrialRecord]) -> None:
         """Evaluate waiting `trials`, at most `parallel_trials` at once, moving each row through
@@ -549,7 +553,11 @@ class SearchDriver:
             while pending and len(self._running) < self.config.search.parallel_trials:
                 trial = pending.popleft()
                 genotype = Genotype(self.space, tuple(trial.tokens)) if trial.tokens is not None else None
-                below = self._early_stop_below() if trial.kind == "candidate" and trial.phase == "search" else None
+                below = (
+                    self._early_stop_below()
+                    if trial.kind == "candidate" and trial.phase == "search"
+                    else None
+                )
                 config = self.eval_config
                 if trial.phase == calibration.PHASE:
                     config = calibration.replicate_config(config, trial.replicate)
@@ -575,8 +583,12 @@ class SearchDriver:
         node = getattr(result, "node", None)
         if not result.ok and is_system_failure(result.error):
             trial = self._move(index, "waiting", error=dict(result.error), node=node)
-            log.warning("search %s: trial %d lost its worker (%s); running it again", self.search_id, index,
-                        result.error.get("type"))
+            log.warning(
+                "search %s: trial %d lost its worker (%s); running it again",
+                self.search_id,
+                index,
+                result.error.get("type"),
+            )
             if trial.attempts >= MAX_SYSTEM_ATTEMPTS:
                 self._move(index, "failed")
                 raise SearchFailed(
@@ -596,6 +608,7 @@ class SearchDriver:
             reward=float(reward) if ok else None,
             metrics=result.metrics or {},
             seconds=float(result.seconds) if result.seconds > 0 else 0.0,
+            cpu_seconds=float(getattr(result, "cpu_seconds", 0.0)),
             main_params=int(result.main_params),
             aux_params=int(result.aux_params),
             error=None if ok else dict(error),

@@ -20,7 +20,7 @@ from controller.export import best_trial, is_best_eligible  # noqa: E402
 from controller.storage import TrialRecord  # noqa: E402
 from search_space import ADAPTOR_OPS, AGGREGATORS, Genotype  # noqa: E402
 
-PLOT_NAMES = ("reward", "ops", "genotype")
+PLOT_NAMES = ("reward", "ops", "genotype", "calibration")
 
 
 class PlotError(ValueError):
@@ -30,7 +30,8 @@ class PlotError(ValueError):
 def render(name: str, trials: Sequence[TrialRecord], title: str = "") -> bytes:
     if name not in PLOT_NAMES:
         raise PlotError(f"unknown plot {name!r} (one of {list(PLOT_NAMES)})")
-    fig = {"reward": _reward, "ops": _ops, "genotype": _genotype}[name](list(trials), title)
+    draw = {"reward": _reward, "ops": _ops, "genotype": _genotype, "calibration": _calibration}[name]
+    fig = draw(list(trials), title)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -117,6 +118,42 @@ def _genotype(trials: list[TrialRecord], title: str):
     return draw_genotype(
         Genotype.from_json(best.genotype), title or f"best genotype (reward {best.reward:.4f})"
     )
+
+
+def calibration_points(trials: list[TrialRecord]) -> dict[str, dict[int, float]]:
+    """Reward per replicate of each calibration genotype ("joint", "basic" or its hash)."""
+    points: dict[str, dict[int, float]] = {}
+    for t in trials:
+        if t.phase == "calibration" and t.status == "succeeded" and t.reward is not None:
+            label = t.kind if t.kind in ("joint", "basic") else t.genotype_hash
+            points.setdefault(label, {})[t.replicate] = t.reward
+    return points
+
+
+def _calibration(trials: list[TrialRecord], title: str):
+    """Replicate 1 against replicate 2: a reward that ranks architectures lies along the diagonal."""
+    points = {k: v for k, v in calibration_points(trials).items() if 0 in v and 1 in v}
+    if not points:
+        raise PlotError("no calibration trials in two replicates")
+    fig, ax = plt.subplots(figsize=(5.2, 5))
+    others = [(v[0], v[1]) for k, v in points.items() if k not in ("joint", "basic")]
+    if others:
+        ax.scatter(*zip(*others, strict=True), s=22, color="tab:blue", label="random genotypes")
+    for kind, color, marker in (("basic", "tab:green", "s"), ("joint", "black", "*")):
+        if kind in points:
+            ax.scatter([points[kind][0]], [points[kind][1]], s=90, color=color, marker=marker, label=kind)
+    values = [x for v in points.values() for x in (v[0], v[1])]
+    lo, hi = min(values), max(values)
+    pad = 0.05 * (hi - lo or 1.0)
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="gray", lw=1, ls=":")
+    if "joint" in points:
+        ax.axvline(points["joint"][0], color="black", lw=0.8, ls="--")
+        ax.axhline(points["joint"][1], color="black", lw=0.8, ls="--")
+    ax.set_xlabel("reward, replicate 1")
+    ax.set_ylabel("reward, replicate 2")
+    ax.set_title(title or "calibration: replicate 1 vs 2")
+    ax.legend(fontsize=8, loc="best")
+    return fig
 
 
 def draw_genotype(genotype: Genotype, title: str = ""):

@@ -61,7 +61,8 @@ class TrialRecord:
     genotype_hash: str | None = None
     reward: float | None = None
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall seconds of the evaluation
+    cpu_seconds: float = 0.0  # CPU seconds of the evaluating process
     main_params: int = 0
     aux_params: int = 0
     iteration: int | None = None  # controller iteration that sampled it
@@ -106,6 +107,7 @@ TRIAL_RESULT_FIELDS = (
     "reward",
     "metrics",
     "seconds",
+    "cpu_seconds",
     "main_params",
     "aux_params",
     "error",

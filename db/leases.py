@@ -1,7 +1,7 @@
 """Which worker runs which search: atomic claims and lease renewal.
 
-A worker claims the oldest queued search, or a running one whose lease expired (its worker
-died; the claimer resumes it). The claim is one conditional UPDATE that re-checks the condition
+A worker claims the oldest queued search, or a running one whose lease expired (its worker, or
+the `auxnas search` that ran it, died; the claimer resumes it). The claim is one conditional UPDATE that re-checks the condition
 and must hit exactly one row, so two workers can never both win; on PostgreSQL the candidate
 rows are also locked with `FOR UPDATE SKIP LOCKED`, so concurrent claimers pick different
 searches instead of queueing on the same row.
@@ -33,7 +33,8 @@ def _claimable(now: datetime):  # noqa: ANN202
         Search.lease_expires_at.is_not(None),
         Search.lease_expires_at < now,
     )
-    return and_(Search.launched_by == "api", or_(Search.status == "queued", expired))
+    # whoever launched it: a CLI search holds a lease too, so a dead `auxnas search` is resumed
+    return or_(Search.status == "queued", expired)
 
 
 def claim_next(storage: SqlStorage, worker_id: str, lease_seconds: float) -> Claim | None:

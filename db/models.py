@@ -103,6 +103,7 @@ class Trial(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     per_seed: Mapped[list[dict[str, Any]] | None] = mapped_column(NULLABLE_JSON, nullable=True)
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    cpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     main_params: Mapped[int] = mapped_column(BigInteger, default=0)
     aux_params: Mapped[int] = mapped_column(BigInteger, default=0)
     iteration: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -329,6 +329,7 @@ def _trial_columns(t: TrialRecord) -> dict[str, Any]:
         "metrics": finite_or_none(t.metrics or {}),
         "per_seed": finite_or_none(t.per_seed),
         "seconds": float(t.seconds or 0.0),
+        "cpu_seconds": float(t.cpu_seconds or 0.0),
         "main_params": int(t.main_params or 0),
         "aux_params": int(t.aux_params or 0),
         "iteration": t.iteration,

@@ -19,6 +19,7 @@ Only a worker process that dies (killed by the OS, node lost) surfaces as a Ray 
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -104,12 +105,14 @@ def run_trial(
     try:
         if evaluate_fn is None:
             from evaluator.evaluate import evaluate as evaluate_fn
+        cpu_start = time.process_time()
         result = evaluate_fn(config, genotype, early_stop_below=early_stop_below)
         if not isinstance(result, EvalResult):
             return EvalResult.failure(
                 "TypeError", f"evaluate_fn returned {type(result).__name__}, not EvalResult"
             )
         result.node = _this_node()
+        result.cpu_seconds = time.process_time() - cpu_start  # every thread of this worker process
         return result
     except Exception as e:  # a trial must never take its worker (or the search) down with it
         return failure_from_exception(e)

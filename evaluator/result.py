@@ -26,6 +26,7 @@ class EvalResult:
     error: dict[str, str] | None = None
     # the Ray node that ran it: {"id": node id, "ip": address}; None outside Ray
     node: dict[str, str] | None = None
+    cpu_seconds: float = 0.0  # CPU time of the evaluating process (set by evaluator.remote.run_trial)
 
     @property
     def seconds(self) -> float:

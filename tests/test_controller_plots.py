@@ -36,7 +36,7 @@ def _trials(n: int) -> list[TrialRecord]:
     return out
 
 
-@pytest.mark.parametrize("name", PLOT_NAMES)
+@pytest.mark.parametrize("name", [n for n in PLOT_NAMES if n != "calibration"])
 def test_each_plot_renders_png(name):
     data = render(name, _trials(30), title="t")
     assert data.startswith(PNG) and len(data) > 5000
@@ -47,3 +47,16 @@ def test_plots_need_candidates_and_known_name():
         render("reward", _trials(0)[:1])
     with pytest.raises(PlotError, match="unknown plot"):
         render("loss", _trials(3))
+
+
+def test_calibration_scatter_needs_two_replicates():
+    from dataclasses import replace
+
+    with pytest.raises(PlotError, match="no calibration trials"):
+        render("calibration", _trials(5))
+    cal = [
+        replace(t, phase="calibration", replicate=r, status="succeeded", reward=0.5 + 0.01 * i + 0.001 * r)
+        for r in (0, 1)
+        for i, t in enumerate(_trials(8))
+    ]
+    assert render("calibration", cal, title="t").startswith(PNG)

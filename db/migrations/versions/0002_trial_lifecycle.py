@@ -27,6 +27,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("phase", sa.String(16), nullable=False, server_default="search"))
         batch.add_column(sa.Column("replicate", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("per_seed", sa.JSON(), nullable=True))
+        batch.add_column(sa.Column("cpu_seconds", sa.Float(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("attempts", sa.Integer(), nullable=False, server_default="1"))
         batch.add_column(sa.Column("node_id", sa.String(64), nullable=True))
         batch.add_column(sa.Column("node_ip", sa.String(64), nullable=True))
@@ -66,7 +67,7 @@ def downgrade() -> None:
     op.execute(trials.update().where(trials.c.status == "pruned").values(status="succeeded", early_stopped=True))
     op.execute(trials.delete().where(trials.c.status.in_(("waiting", "running"))))
     with op.batch_alter_table("trials") as batch:
-        for name in ("finished_at", "started_at", "node_ip", "node_id", "attempts", "per_seed", "replicate", "phase"):
+        for name in ("finished_at", "started_at", "node_ip", "node_id", "attempts", "cpu_seconds", "per_seed", "replicate", "phase"):
             batch.drop_column(name)
     with op.batch_alter_table("searches") as batch:
         batch.drop_column("fidelity")
