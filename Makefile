@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# torch first from the CPU wheel, otherwise pip resolves a multi-GB CUDA build
+	# torch first, pinned: the CPU wheel where pip's index serves one (README: Quick start)
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
@@ -19,7 +19,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	mkdir -p runs
 	RAY_AUTH_MODE=disabled AUXNAS_DATABASE_URL=$${AUXNAS_DATABASE_URL:-sqlite:///runs/demo.db} \
-		$(BIN)/auxnas search configs/synthetic-tiny.yaml --overwrite --output runs/synthetic-tiny-best.json
+		$(BIN)/auxnas search configs/synthetic-tiny.yaml --output runs/synthetic-tiny-best.json
 	$(BIN)/auxnas validate runs/synthetic-tiny-best.json
 
 test: $(STAMP)

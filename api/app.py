@@ -1,7 +1,8 @@
 """The FastAPI application: `create_app()` (also a uvicorn factory: `uvicorn --factory api.app:create_app`).
 
 Settings come from the environment unless given: `AUXNAS_DATABASE_URL` (default
-`sqlite:///auxnas.db`) and `AUXNAS_API_TOKEN` (unset: no auth). Migrations are applied on start.
+`sqlite:///auxnas.db`), `AUXNAS_API_TOKEN` (unset: no auth) and `AUXNAS_MAX_BODY_BYTES` (default
+1 MiB). Migrations are applied on start.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from api import errors
 from api.auth import require_token
+from api.limits import RequestGuard, max_body_bytes_from_env
 from api.routers import health, plots, searches, space
+from api.schemas import Problem, ValidationProblem
 from db.engine import make_engine
 from db.migrate import migrate
 from db.storage import SqlStorage
@@ -30,10 +33,28 @@ DESCRIPTION = (
 )
 
 
+# what any route may answer (the guard in api.limits answers these before routing)
+ANY_ROUTE = {
+    400: {"model": Problem, "description": "a malformed request (e.g. its Content-Length)"},
+    413: {"model": Problem, "description": "request body over AUXNAS_MAX_BODY_BYTES"},
+}
+# what every route behind the token may answer
+PROTECTED = {
+    401: {"model": Problem, "description": "missing or wrong bearer token (when the server has one)"},
+    422: {"model": ValidationProblem, "description": "a bad parameter or body; every field is named"},
+    503: {"model": Problem, "description": "the database is unavailable"},
+}
+
+
 def create_app(
-    database_url: str | None = None, api_token: str | None = None, *, apply_migrations: bool = True
+    database_url: str | None = None,
+    api_token: str | None = None,
+    *,
+    apply_migrations: bool = True,
+    max_body_bytes: int | None = None,
 ) -> FastAPI:
     token = api_token if api_token is not None else os.environ.get("AUXNAS_API_TOKEN") or None
+    body_limit = max_body_bytes if max_body_bytes is not None else max_body_bytes_from_env()
     engine = make_engine(database_url)
     if apply_migrations:
         migrate(engine=engine)
@@ -52,16 +73,19 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        responses=ANY_ROUTE,
     )
     app.state.storage = SqlStorage(engine)
     app.state.api_token = token
     errors.install(app)
+    # the token and the body size are checked before anything reads the body; the dependency
+    # stays for the OpenAPI security scheme
+    app.add_middleware(RequestGuard, api_token=token, max_body_bytes=body_limit)
 
     protected = [Depends(require_token)]
     app.include_router(health.router)
-    app.include_router(space.router, dependencies=protected)
-    app.include_router(searches.router, dependencies=protected)
-    app.include_router(plots.router, dependencies=protected)
+    for router in (space.router, searches.router, plots.router):
+        app.include_router(router, dependencies=protected, responses=PROTECTED)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=protected)
     def openapi() -> JSONResponse:

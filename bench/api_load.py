@@ -4,7 +4,7 @@ latency percentiles and errors.
 
     .venv/bin/python bench/api_load.py                      # 50 clients each polling every 1 s, 20 s
     .venv/bin/python bench/api_load.py --interval 0         # back to back: the most it can answer
-    .venv/bin/python bench/api_load.py --evaluator fake     # controller.fakes.sleeping (2 s)
+    .venv/bin/python bench/api_load.py --evaluator fake     # evaluator.testing.sleeping (2 s)
     .venv/bin/python bench/api_load.py --database-url postgresql+psycopg2://postgres@127.0.0.1/test
 
 It starts its own server (`auxnas serve --no-worker`) and worker (`auxnas worker`) on a fresh
@@ -33,13 +33,13 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 
 
-def search_body(evaluator: str, parallel: int, data_dir: Path) -> dict:
+def search_body(evaluator: str, parallel: int) -> dict:
     return {
         "name": "api-load",
         "tasks": ["segmentation", "depth"],
         "data": {
             "name": "synthetic",
-            "root": str(data_dir),
+            "root": "synthetic-cache",  # a REST caller names paths inside AUXNAS_DATA_DIR
             "num_images": 64,
             "num_test_images": 8,
             "resolution": 32,
@@ -172,7 +172,7 @@ def main() -> None:
     )
     worker_args = ["worker", "--poll", "0.5"]
     if args.evaluator == "fake":
-        worker_args += ["--evaluate-fn", "controller.fakes:sleeping"]
+        worker_args += ["--evaluator", "fake-sleep"]
     worker = start(worker_args, env, work / "worker.log")
     base = f"http://127.0.0.1:{port}"
     try:
@@ -187,7 +187,7 @@ def main() -> None:
                 return False
 
         wait_until(up, 60, "the API")
-        r = http.post("/searches", json=search_body(args.evaluator, args.parallel_trials, work / "data"))
+        r = http.post("/searches", json=search_body(args.evaluator, args.parallel_trials))
         r.raise_for_status()
         sid = r.json()["id"]
 

@@ -7,7 +7,7 @@
 
 Every figure is measured by running `controller.driver.SearchDriver` for real (Ray tasks through
 `evaluator.remote.submit`, RLlib PPO, checkpoints every iteration) with a fake evaluator from
-`controller.fakes` in place of training. The search space is the default preset's: tasks
+`evaluator.testing` in place of training. The search space is the default preset's: tasks
 segmentation, depth, normal and P=3 inputs (45 tokens per genotype).
 """
 
@@ -25,10 +25,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
-from controller import fakes  # noqa: E402
 from controller.config import SearchConfig  # noqa: E402
 from controller.driver import SearchDriver, SearchOutcome, SearchProgress  # noqa: E402
 from controller.storage import InMemoryStorage  # noqa: E402
+from evaluator import testing as fakes  # noqa: E402
 
 TASKS = ["segmentation", "depth", "normal"]
 

@@ -275,7 +275,9 @@ def _status_all(storage, limit: int, as_json: bool) -> None:  # noqa: ANN001
         table.add_row(
             str(s.id),
             s.name,
-            s.status + (" (cancelling)" if s.cancel_requested and s.status == "running" else ""),
+            s.status
+            + (" (cancelling)" if s.cancel_requested and s.status == "running" else "")
+            + (" (interrupted)" if interrupted(s) else ""),
             f"{p.evaluated}/{p.budget}",
             str(p.cached),
             str(p.failed),
@@ -318,6 +320,17 @@ def _status_one(storage, search_id: int, limit: int, as_json: bool) -> None:  # 
     ]
     if s.error:
         lines.append(f"error      {s.error}")
+    if interrupted(s):
+        lines.append(
+            f"interrupted its lease expired at {_when(s.lease_expires_at)}: `auxnas search CONFIG --resume {s.id}` "
+            "or any worker continues it"
+        )
+    if s.fidelity:
+        f = s.fidelity
+        lines.append(
+            f"fidelity   {f.get('verdict')}; noise {_num(f.get('noise'))}, spread {_num(f.get('spread'))}, "
+            f"{len(f.get('per_genotype', []))} genotypes x {f.get('replicates')} replicates"
+        )
     for t in running:
         node = (t.node or {}).get("ip") or "-"
         lines.append(
@@ -327,7 +340,18 @@ def _status_one(storage, search_id: int, limit: int, as_json: bool) -> None:  # 
     if not rows:
         return
     table = Table(title=f"trials {rows[0].index}..{rows[-1].index} of {total}")
-    columns = ("index", "kind", "status", "reward", "seconds", "iteration", "attempts", "node", "genotype", "error")
+    columns = (
+        "index",
+        "kind",
+        "status",
+        "reward",
+        "seconds",
+        "iteration",
+        "attempts",
+        "node",
+        "genotype",
+        "error",
+    )
     for col in columns:
         table.add_column(
             col, justify="right" if col in ("index", "reward", "seconds", "iteration", "attempts") else "left"
@@ -347,6 +371,15 @@ def _status_one(storage, search_id: int, limit: int, as_json: bool) -> None:  # 
             err[:60],
         )
     Console(width=max(120, _term_width())).print(table)
+
+
+def interrupted(s: Any) -> bool:
+    """A running search whose holder stopped renewing its lease (it died): resumable."""
+    return (
+        s.status == "running"
+        and s.lease_expires_at is not None
+        and s.lease_expires_at < datetime.now(timezone.utc)
+    )
 
 
 def _plain_value(v: Any) -> Any:

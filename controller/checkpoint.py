@@ -113,4 +113,3 @@ class CheckpointDir:
             old.unlink(missing_ok=True)
         for old in self.path.glob(f"{STRATEGY_PREFIX}*"):
             shutil.rmtree(old, ignore_errors=True)
-

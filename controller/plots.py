@@ -63,7 +63,9 @@ def _reward(trials: list[TrialRecord], title: str):
     ax.step(xs, line, where="post", color="tab:red", label="best so far")
     lo = min((r for _, r in ok + cached), default=0.0)
     for kind, color in (("joint", "black"), ("basic", "tab:green")):
-        base = next((t for t in trials if t.kind == kind and t.phase == "search" and t.status == "succeeded"), None)
+        base = next(
+            (t for t in trials if t.kind == kind and t.phase == "search" and t.status == "succeeded"), None
+        )
         if base is not None:
             ax.axhline(base.reward, color=color, ls="--", lw=1, label=f"{kind} {base.reward:.4f}")
             lo = min(lo, base.reward)

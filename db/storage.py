@@ -71,7 +71,9 @@ class SqlStorage(SearchStorage):
     def add_trials(self, search_id: int, trials: list[TrialRecord]) -> None:
         now = utcnow()
         rows = [_trial_row(search_id, t, now) for t in trials]
-        what = f"trial {trials[0].index}" if len(trials) == 1 else f"one of trials {[t.index for t in trials]}"
+        what = (
+            f"trial {trials[0].index}" if len(trials) == 1 else f"one of trials {[t.index for t in trials]}"
+        )
         self._insert_owned(search_id, rows, what)
 
     def move_trial(self, search_id: int, index: int, status: str, **result: Any) -> TrialRecord:

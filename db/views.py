@@ -77,7 +77,9 @@ def _count_if(cond):  # noqa: ANN001, ANN202
 
 
 def _reward_of(kind: str):  # noqa: ANN202
-    return func.max(case((and_(Trial.kind == kind, Trial.status == "succeeded", _SEARCH_PHASE), Trial.reward)))
+    return func.max(
+        case((and_(Trial.kind == kind, Trial.status == "succeeded", _SEARCH_PHASE), Trial.reward))
+    )
 
 
 _AGGREGATES = (

@@ -32,7 +32,7 @@ def tiny_real_search(tmp_path) -> dict:
         "tasks": ["segmentation", "depth"],
         "data": {
             "name": "synthetic",
-            "root": str(tmp_path / "data"),
+            "root": "data",  # inside AUXNAS_DATA_DIR, as a REST caller must
             "num_images": 16,
             "num_test_images": 4,
             "resolution": 32,

@@ -137,5 +137,3 @@ def test_restored_weights_reach_the_env_runner(ppo_strategy, tmp_path):
             np.testing.assert_array_equal(np.asarray(value), np.asarray(saved[key]))
     finally:
         other.close()
-
-

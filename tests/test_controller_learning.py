@@ -9,8 +9,8 @@ import pytest
 
 from controller.config import SearchConfig
 from controller.driver import space_for
-from controller.fakes import hidden_target, target_share_reward
 from controller.strategies import make_strategy
+from evaluator.testing import hidden_target, target_share_reward
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 

@@ -208,7 +208,9 @@ def test_killed_search_resumes_with_every_trial_exactly_once(tmp_path):
     assert greedy.space == outcome_space(config)
 
     # a controller of another size cannot take over this checkpoint
-    bigger = config.model_copy(update={"controller": config.controller.model_copy(update={"hidden_size": 32})})
+    bigger = config.model_copy(
+        update={"controller": config.controller.model_copy(update={"hidden_size": 32})}
+    )
     again = SearchDriver(bigger, InMemoryStorage(), 1, tmp_path / "ck").run(resume=True)
     assert again.status == "failed" and "cannot restore the controller state" in again.error
 
@@ -228,7 +230,9 @@ def test_resume_without_checkpoint_reuses_stored_baselines(tmp_path):
     fn = functools.partial(fakes.recording, log_path=str(log))
     with pytest.raises(Killed):
         SearchDriver(config, storage, 1, tmp_path, evaluate_fn=fn, on_progress=kill_after_baselines).run()
-    assert not (tmp_path / "state.json").exists() and len(storage.trials(1)) == 2 + 4  # the first batch decided
+    assert (
+        not (tmp_path / "state.json").exists() and len(storage.trials(1)) == 2 + 4
+    )  # the first batch decided
     outcome = SearchDriver(config, storage, 1, tmp_path, evaluate_fn=fn).run(resume=True)
     assert outcome.status == "succeeded"
     _check_bookkeeping(storage.trials(1), 4)

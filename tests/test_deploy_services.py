@@ -162,8 +162,8 @@ def run_worker_until_done(base: str, sid: int, env: dict[str, str], tmp: Path) -
         "0.3",
         "--data-dir",
         str(tmp / "runs"),
-        "--evaluate-fn",  # instant stand-in evaluations, run as Ray tasks like real ones
-        "tests.service_support:fast_evaluate",
+        "--evaluator",  # instant stand-in evaluations, run as Ray tasks like real ones
+        "python:tests.service_support:fast_evaluate",
     ]
     log = tmp / "worker.log"
     with open(log, "wb") as out:

@@ -213,5 +213,7 @@ def test_custom_dataset_callable():
         ValueError, match="data.name: python:tests.test_evaluator_data:broken_custom: .*'test'"
     ):
         load_dataset(DataConfig(name="python:tests.test_evaluator_data:broken_custom"), ["parts"])
-    with pytest.raises(ValueError, match="data.name: cannot import module 'no_such_module'"):
+    with pytest.raises(
+        ValueError, match="data.name: 'python:no_such_module:fn': cannot import module 'no_such_module'"
+    ):
         load_dataset(DataConfig(name="python:no_such_module:fn"), ["parts"])

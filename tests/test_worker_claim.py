@@ -54,10 +54,12 @@ def test_a_live_lease_is_never_taken_an_expired_one_is_resumed(storage):
     assert storage.fenced("w1").cancel_requested(sid)
 
 
-def test_cli_searches_are_never_claimed(storage):
+def test_a_cli_search_is_claimed_only_once_its_lease_expired(storage):
     sid = storage.create_search(support.tiny_search_config(), launched_by="cli", owner="cli:host:1")
-    expire(storage, sid)  # even with an expired-looking lease
-    assert claim_next(storage, "w1", 30) is None
+    assert claim_next(storage, "w1", 30) is None  # its `auxnas search` holds a live lease
+    expire(storage, sid)  # that process died: a worker resumes the search
+    claim = claim_next(storage, "w1", 30)
+    assert claim is not None and claim.search_id == sid and claim.resume
 
 
 def test_a_cancelled_search_whose_worker_died_is_ended_not_resumed(storage):

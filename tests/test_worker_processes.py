@@ -37,18 +37,18 @@ def start_worker(env, tmp_path, name: str, lease: float = LEASE):
         "0.2",
         "--data-dir",
         str(tmp_path / "runs"),
-        "--evaluate-fn",
-        "tests.service_support:slow_evaluate",
+        "--evaluator",
+        "python:tests.service_support:slow_evaluate",
     ]
     return support.start_auxnas(args, env, tmp_path / f"{name}.log")
 
 
 def queue_search(storage: SqlStorage, tmp_path, budget: int, strategy: str) -> int:
-    log_dir = tmp_path / "evaluations"
-    log_dir.mkdir()
+    log_dir = tmp_path / "runs" / "evaluations"  # inside the worker's --data-dir
+    log_dir.mkdir(parents=True)
     config = support.tiny_search_config(
         name="resumable",
-        data={"root": str(log_dir)},
+        data={"root": "evaluations"},
         search={"strategy": strategy, "budget": budget, "parallel_trials": 2, "early_stop": False},
         controller={"episodes_per_update": 4},
     )
@@ -104,7 +104,7 @@ def test_a_killed_worker_is_resumed_without_losing_or_repeating_a_trial(
     # and no finished evaluation was trained again by the second worker
     evaluations = Counter(
         tuple(e["tokens"]) if e["tokens"] is not None else None
-        for e in support.logged_evaluations(tmp_path / "evaluations")
+        for e in support.logged_evaluations(tmp_path / "runs" / "evaluations")
     )
     for t in before:
         if t.status != "cached":
@@ -140,6 +140,6 @@ def test_two_workers_on_one_queued_search_never_both_run_it(ray_session, storage
     assert [t.index for t in trials] == list(range(len(trials)))
     evaluations = Counter(
         tuple(e["tokens"]) if e["tokens"] is not None else None
-        for e in support.logged_evaluations(tmp_path / "evaluations")
+        for e in support.logged_evaluations(tmp_path / "runs" / "evaluations")
     )
     assert max(evaluations.values()) == 1  # no genotype was trained twice

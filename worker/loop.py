@@ -9,7 +9,6 @@ lease expires the next worker claims the search and resumes it from its trials a
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import socket
@@ -41,20 +40,6 @@ def default_data_dir() -> Path:
 
 def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-def load_callable(spec: str) -> Callable[..., Any]:
-    """`package.module:function` -> the function (the worker's `--evaluate-fn`)."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise ValueError(f"{spec!r} is not of the form package.module:function")
-    try:
-        fn = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"cannot load {spec!r}: {e}") from None
-    if not callable(fn):
-        raise ValueError(f"{spec!r} is not callable")
-    return fn
 
 
 class Heartbeat(threading.Thread):
@@ -182,6 +167,14 @@ class Worker:
             from evaluator.config import describe_validation_error
 
             return self._fail(fenced, sid, f"stored config is invalid: {describe_validation_error(e)}")
+        if row.launched_by == "api":
+            # what a REST caller submitted runs only while the operator still allows it
+            from evaluator.policy import PolicyError, confine_paths
+
+            try:
+                config = confine_paths(config, self.data_dir)
+            except PolicyError as e:
+                return self._fail(fenced, sid, f"refused by this worker's policy: {e}")
         checkpoint_dir = Path(row.checkpoint_dir) if row.checkpoint_dir else self.data_dir / f"search-{sid}"
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         try:

@@ -2,12 +2,15 @@
 
 With `RAY_ADDRESS` set (a cluster head, e.g. `ray-head:6379` in docker compose) it connects
 there; otherwise it starts a private local Ray. It never attaches to some other Ray that happens
-to run on this machine (plain `ray.init()` would, through /tmp/ray/ray_current_cluster).
+to run on this machine (plain `ray.init()` would, through /tmp/ray/ray_current_cluster), and the
+local Ray ends with this process even when it is killed (worker/ray_reaper.py).
 """
 
 from __future__ import annotations
 
 import os
+
+from worker.ray_reaper import start_reaper
 
 
 class RayStartError(RuntimeError):
@@ -29,6 +32,7 @@ def ensure_ray(num_cpus: float | None = None, num_gpus: float | None = None) -> 
         if address:
             ray.init(address=address, **kwargs)
         else:
+            start_reaper()  # Ray's agents would outlive a SIGKILL of this process otherwise
             ray.init(address="local", num_cpus=_as_int(num_cpus), num_gpus=_as_int(num_gpus), **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = f"RAY_ADDRESS={address}" if address else "a local Ray"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Response, status
 
-from api.deps import get_storage, not_found
+from api.deps import get_storage, not_found, search_id_in_path
 from api.schemas import Problem
 from controller.plots import PLOT_NAMES, PlotError, render
 from db.storage import SqlStorage
@@ -21,7 +21,9 @@ router = APIRouter(prefix="/searches", tags=["plots"])
     },
     summary=f"A plot of the search as PNG: one of {', '.join(PLOT_NAMES)}",
 )
-def search_plot(search_id: int, name: str, storage: SqlStorage = Depends(get_storage)) -> Response:
+def search_plot(
+    name: str, search_id: int = Depends(search_id_in_path), storage: SqlStorage = Depends(get_storage)
+) -> Response:
     if name not in PLOT_NAMES:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, detail=f"unknown plot {name!r}; one of {', '.join(PLOT_NAMES)}"

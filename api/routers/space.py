@@ -2,27 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from pydantic import StringConstraints
 
 from api.errors import field_error
+from evaluator.config import MAX_TASK_NAME, MAX_TASKS
 from search_space import SearchSpace, SpaceError
 
 router = APIRouter(tags=["search space"])
 
+# one query item may hold every task name, comma-separated
+_TasksItem = Annotated[str, StringConstraints(max_length=MAX_TASKS * (MAX_TASK_NAME + 1))]
+
 
 @router.get("/search-space", summary="Describe the search space for tasks and P inputs")
 def search_space(
-    tasks: list[str] = Query(
+    tasks: list[_TasksItem] = Query(
         ["segmentation", "depth", "normal"],
-        description="task names in order: repeated (`tasks=a&tasks=b`) or comma-separated (`tasks=a,b`)",
+        max_length=MAX_TASKS,
+        description="task names in order: repeated (`tasks=a&tasks=b`) or comma-separated (`tasks=a,b`); "
+        f"at most {MAX_TASKS} names of at most {MAX_TASK_NAME} characters",
     ),
     num_inputs: int = Query(3, ge=1, le=8, description="P: encoder feature maps the modules read"),
 ) -> dict[str, Any]:
     names = [t.strip() for item in tasks for t in item.split(",") if t.strip()]
     if not names:
         raise field_error(("query", "tasks"), "at least one task name is needed")
+    # the description grows with the square of the task count: a cap keeps it small
+    if len(names) > MAX_TASKS:
+        raise field_error(("query", "tasks"), f"at most {MAX_TASKS} task names, got {len(names)}")
+    for i, name in enumerate(names):
+        if len(name) > MAX_TASK_NAME or "\x00" in name:
+            reason = (
+                f"at most {MAX_TASK_NAME} characters" if len(name) > MAX_TASK_NAME else "no NUL characters"
+            )
+            raise field_error(("query", "tasks", i), f"task names have {reason}")
     try:
         return SearchSpace(num_inputs=num_inputs, tasks=tuple(names)).describe()
     except SpaceError as e:

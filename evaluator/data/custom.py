@@ -1,6 +1,7 @@
-"""Your own dataset and tasks: `data.name: python:package.module:callable`.
+"""Your own dataset and tasks: `data.name: python:package.module:callable`, or the name of a
+dataset plugin registered as an entry point of `auxnas.datasets` (see `evaluator.plugins`).
 
-The callable is imported (the module must be importable in every Ray worker, e.g. installed or
+The callable is loaded (the module must be importable in every Ray worker, e.g. installed or
 on `PYTHONPATH`) and called once per worker process as `callable(data_config)`, where
 `data_config` is the preset's `data` section (`evaluator.config.DataConfig`; use `root`,
 `seed`, ... as you like). It returns a mapping:
@@ -30,7 +31,6 @@ example is `examples/custom_dataset.py`.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from evaluator.data.base import TASK_KINDS, Split, TaskInfo
+from evaluator.plugins import DATASETS, PluginError, load_callable
 
 
 class CustomDataError(ValueError):
@@ -46,7 +47,10 @@ class CustomDataError(ValueError):
 
 def load_custom(spec: str, data_config: Any) -> tuple[dict[str, TaskInfo], Split, Split]:
     """(all tasks the callable declares, train split, test split)."""
-    fn = resolve_callable(spec)
+    try:
+        fn = load_callable(spec, DATASETS)
+    except PluginError as e:
+        raise CustomDataError(f"data.name: {e}") from None
     where = f"data.name: {spec}"
     try:
         doc = fn(data_config)
@@ -65,24 +69,6 @@ def load_custom(spec: str, data_config: Any) -> tuple[dict[str, TaskInfo], Split
     if train.images.shape[1:] != test.images.shape[1:]:
         raise CustomDataError(f"{where}: train and test images differ in shape")
     return tasks, train, test
-
-
-def resolve_callable(spec: str):
-    _, module_name, attr = spec.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        raise CustomDataError(
-            f"data.name: cannot import module {e.name!r} (is it installed or on PYTHONPATH?)"
-        ) from None
-    except Exception as e:
-        raise CustomDataError(
-            f"data.name: importing {module_name!r} raised {type(e).__name__}: {e}"
-        ) from None
-    fn = getattr(module, attr, None)
-    if not callable(fn):
-        raise CustomDataError(f"data.name: {module_name!r} has no callable {attr!r}")
-    return fn
 
 
 def _tasks(doc: Any, where: str) -> dict[str, TaskInfo]:

@@ -61,13 +61,28 @@ def downgrade() -> None:
         batch.add_column(sa.Column("cached", sa.Boolean(), nullable=False, server_default=sa.false()))
         batch.add_column(sa.Column("early_stopped", sa.Boolean(), nullable=False, server_default=sa.false()))
     trials = sa.table(
-        "trials", sa.column("status", sa.String), sa.column("cached", sa.Boolean), sa.column("early_stopped", sa.Boolean)
+        "trials",
+        sa.column("status", sa.String),
+        sa.column("cached", sa.Boolean),
+        sa.column("early_stopped", sa.Boolean),
     )
     op.execute(trials.update().where(trials.c.status == "cached").values(cached=True))
-    op.execute(trials.update().where(trials.c.status == "pruned").values(status="succeeded", early_stopped=True))
+    op.execute(
+        trials.update().where(trials.c.status == "pruned").values(status="succeeded", early_stopped=True)
+    )
     op.execute(trials.delete().where(trials.c.status.in_(("waiting", "running"))))
     with op.batch_alter_table("trials") as batch:
-        for name in ("finished_at", "started_at", "node_ip", "node_id", "attempts", "cpu_seconds", "per_seed", "replicate", "phase"):
+        for name in (
+            "finished_at",
+            "started_at",
+            "node_ip",
+            "node_id",
+            "attempts",
+            "cpu_seconds",
+            "per_seed",
+            "replicate",
+            "phase",
+        ):
             batch.drop_column(name)
     with op.batch_alter_table("searches") as batch:
         batch.drop_column("fidelity")
