@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from controller.config import CONFIG_SCHEMA_VERSION, SearchConfig
 from controller.storage import TrialRecord
+from controller.verdict import verdict_of
 from db.views import SearchSummary
 from evaluator.config import describe_validation_error
 
@@ -105,12 +106,19 @@ class SearchDetail(SearchOut):
         "kendall between replicates with 90% intervals, spread, noise, per-genotype rewards, verdict",
     )
 
+    verdict: str | None = Field(
+        None,
+        description="the best auxiliary module's gain over Joint (in replicate-noise units when calibrated), "
+        "or that none beat Joint; null until both are scored",
+    )
+
     @classmethod
     def of(cls, s: SearchSummary) -> SearchDetail:
         return cls(
             **_summary_fields(s),
             checkpoint_dir=s.checkpoint_dir,
             fidelity=s.fidelity,
+            verdict=verdict_of(s.best_reward, s.baselines, s.fidelity),
             **stored_config_fields(s.config),
         )
 

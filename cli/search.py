@@ -320,3 +320,11 @@ def _print_summary(config: SearchConfig, outcome: SearchOutcome) -> None:
                 f"  {cell.task}:{cell.index} = {cell.aggregator}("
                 f"{cell.adaptors[0]}({cell.inputs[0]}), {cell.adaptors[1]}({cell.inputs[1]}))"
             )
+    from controller.verdict import verdict
+
+    noise = (outcome.fidelity or {}).get("noise")
+    line = verdict(
+        outcome.best.reward if outcome.best else None, outcome.joint.reward if outcome.joint else None, noise
+    )
+    if line:
+        console.print(line)

@@ -325,6 +325,11 @@ def _status_one(storage, search_id: int, limit: int, as_json: bool) -> None:  # 
             f"interrupted its lease expired at {_when(s.lease_expires_at)}: `auxnas search CONFIG --resume {s.id}` "
             "or any worker continues it"
         )
+    from controller.verdict import verdict_of
+
+    line = verdict_of(s.best_reward, s.baselines, s.fidelity)
+    if line:
+        lines.append(f"verdict    {line}")
     if s.fidelity:
         f = s.fidelity
         lines.append(

@@ -37,7 +37,7 @@ from controller.storage import SPENT_STATUSES as SPENT
 from controller.storage import IterationRecord, SearchStorage, TrialRecord
 from controller.strategies import Strategy, make_strategy
 from evaluator.remote import check_resources
-from evaluator.result import EvalResult
+from evaluator.result import EvalResult, one_line
 from search_space import Genotype, SearchSpace, SpaceError, basic_genotype
 
 log = logging.getLogger("auxnas.controller")
@@ -152,7 +152,7 @@ class SearchDriver:
             error = str(e)
         except Exception as e:  # the search ends failed with the reason; the caller decides the rest
             log.exception("search %s failed", self.search_id)
-            error = f"internal error: {type(e).__name__}: {_one_line(str(e))}"
+            error = f"internal error: {type(e).__name__}: {one_line(str(e))}"
         finally:
             self._cancel_running()
             self._close_strategy()
@@ -255,6 +255,8 @@ class SearchDriver:
         except ValueError as e:
             raise SearchFailed(str(e)) from None
         self._state_to_restore = state
+        if not self.calibrate_only:  # built now: a checkpoint it cannot take fails the search at once
+            self._start_strategy()
 
     def _start_strategy(self) -> None:
         self.strategy = make_strategy(self.config.search.strategy, self.config, self.space)
@@ -271,7 +273,7 @@ class SearchDriver:
             except Exception as e:  # e.g. controller sizes changed since the checkpoint
                 raise SearchFailed(
                     f"{strategy_dir}: cannot restore the controller state ({type(e).__name__}: "
-                    f"{_one_line(str(e), 200)}); the controller section must match the checkpoint"
+                    f"{one_line(str(e), 200)}); the controller section must match the checkpoint"
                 ) from None
             log.info("search %s resumed at iteration %d", self.search_id, self.iteration)
 
@@ -428,7 +430,6 @@ class SearchDriver:
         )
 
     def _search(self) -> None:
-        self._start_strategy()
         budget = self.config.search.budget
         idle = 0
         while self.evaluated < budget or self._iteration_rows(self.iteration):
@@ -667,8 +668,3 @@ def _result_of(trial: TrialRecord) -> dict[str, Any]:
         "error": trial.error,
         "per_seed": trial.per_seed,
     }
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -86,8 +86,10 @@ class DataConfig(_Section):
         le=INT32_MAX,
         description="synthetic: generator seed (the same images for every trial seed); 0..2^31-1",
     )
-    difficulty: Literal["normal", "hard"] = Field(
-        "normal", description="synthetic: 'hard' has more objects, class-free colours, darker noisier images"
+    difficulty: Literal["normal", "hard", "compete"] = Field(
+        "normal",
+        description="synthetic: 'hard' has more objects, class-free colours, darker noisier images; "
+        "'compete': classes written only in a stripe texture that depth must ignore",
     )
 
     @field_validator("name")
@@ -113,7 +115,7 @@ class DataConfig(_Section):
 
 
 class ModelConfig(_Section):
-    encoder: Literal["tiny", "mobilenetv2", "resnet50"] = "tiny"
+    encoder: Literal["tiny", "deep-plain", "mobilenetv2", "resnet50"] = "tiny"
     width_mult: float = Field(1.0, gt=0.0, le=4.0, description="encoder channel multiplier; (0, 4]")
     pretrained: str | None = Field(
         None,
@@ -283,4 +285,11 @@ def parse_config(doc: dict, model: type[BaseModel] = EvalConfig, source: str = "
 
 
 def load_config(path: str | Path, model: type[BaseModel] = EvalConfig):
-    return parse_config(load_yaml(path), model, str(path))
+    """A preset from a file; a task its built-in dataset does not offer is refused here too, so
+    the CLI stores nothing for it (the API checks the same at submission)."""
+    config = parse_config(load_yaml(path), model, str(path))
+    unoffered = unoffered_task(config)
+    if unoffered is not None:
+        index, reason = unoffered
+        raise ConfigError(f"{path}: tasks.{index}: {reason}")
+    return config

@@ -5,8 +5,10 @@
 
 The task asks Ray for `config.resources.num_cpus` / `num_gpus` (fractional GPUs allowed). It
 never raises through Ray: an exception, a NaN loss or a CUDA out-of-memory becomes
-`EvalResult.failure(type, message)`. After every trial the task frees GPU memory (gc and
-`torch.cuda.empty_cache()`), so the next trial on that worker starts from a clean device.
+`EvalResult.failure(type, message)`. After a trial that used CUDA the task frees GPU memory
+(gc and `torch.cuda.empty_cache()`), so the next trial on that worker starts from a clean device.
+The task first reports its start to `evaluator.starts` (when the driver keeps a `StartWatch`), so
+a search can tell trials Ray runs from trials waiting for resources.
 Datasets are cached per worker process by `evaluator.data.load_dataset`, so a worker that runs
 many candidates prepares its tensors once.
 
@@ -19,11 +21,12 @@ Only a worker process that dies (killed by the OS, node lost) surfaces as a Ray 
 from __future__ import annotations
 
 import gc
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from evaluator.result import EvalResult
+from evaluator.result import EvalResult, one_line
 
 if TYPE_CHECKING:
     import ray
@@ -47,11 +50,13 @@ def submit(
     `evaluate_fn` replaces `evaluator.evaluate.evaluate` (same signature; it must be picklable,
     i.e. a module-level function): tests of the controller pass fast fakes through it.
     """
+    from evaluator.starts import board_name
+
     res = config.resources
     return (
         _remote_function()
         .options(num_cpus=res.num_cpus, num_gpus=res.num_gpus)
-        .remote(config, genotype, early_stop_below, evaluate_fn)
+        .remote(config, genotype, early_stop_below, evaluate_fn, board_name())
     )
 
 
@@ -90,7 +95,7 @@ def get_result(ref: ray.ObjectRef, timeout: float | None = None) -> EvalResult:
         raise
     except (TaskCancelledError, RayError) as e:
         # the evaluation did not fail, its worker process or node did: `system` marks it so
-        result = EvalResult.failure(type(e).__name__, _one_line(str(e)) or type(e).__name__)
+        result = EvalResult.failure(type(e).__name__, one_line(str(e)) or type(e).__name__)
         result.error["system"] = True
         return result
 
@@ -122,8 +127,8 @@ def run_trial(
 
 def failure_from_exception(e: BaseException) -> EvalResult:
     if _is_out_of_memory(e):
-        return EvalResult.failure("OutOfMemory", _one_line(str(e)) or "CUDA out of memory", node=_this_node())
-    return EvalResult.failure(type(e).__name__, _one_line(str(e)) or type(e).__name__, node=_this_node())
+        return EvalResult.failure("OutOfMemory", one_line(str(e)) or "CUDA out of memory", node=_this_node())
+    return EvalResult.failure(type(e).__name__, one_line(str(e)) or type(e).__name__, node=_this_node())
 
 
 def _this_node() -> dict[str, str] | None:
@@ -139,16 +144,17 @@ def _this_node() -> dict[str, str] | None:
 
 
 def release_memory() -> None:
-    """Drop what the finished trial left behind and hand cached GPU blocks back to the driver."""
-    gc.collect()
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency
+    """Drop what the finished trial left behind and hand cached GPU blocks back to the driver.
+
+    Only where the trial used CUDA: a forced `gc.collect()` costs milliseconds per trial (more
+    in a worker holding datasets), and importing torch just to ask costs seconds."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_initialized():
         return
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.synchronize()
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
+    gc.collect()  # tensors in reference cycles hold GPU blocks until collected
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
 
 
 def _is_out_of_memory(e: BaseException) -> bool:
@@ -164,16 +170,18 @@ def _is_out_of_memory(e: BaseException) -> bool:
     )
 
 
-def _one_line(text: str, limit: int = 500) -> str:
-    line = " ".join(text.strip().split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
 def _remote_function():
     global _REMOTE_FN
     if _REMOTE_FN is None:
         import ray
 
         # max_retries=0: a trial that kills its worker is reported, not silently run again
-        _REMOTE_FN = ray.remote(max_retries=0)(run_trial)
+        _REMOTE_FN = ray.remote(max_retries=0)(_ray_task)
     return _REMOTE_FN
+
+
+def _ray_task(config, genotype, early_stop_below, evaluate_fn, start_board: str | None) -> EvalResult:  # noqa: ANN001
+    from evaluator.starts import report_start
+
+    report_start(start_board)  # from now on the trial is running, not waiting for resources
+    return run_trial(config, genotype, early_stop_below, evaluate_fn)

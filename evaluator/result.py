@@ -38,3 +38,10 @@ class EvalResult:
     @classmethod
     def failure(cls, kind: str, message: str, **kw: Any) -> EvalResult:
         return cls(ok=False, error={"type": kind, "message": message}, **kw)
+
+
+def one_line(text: object, limit: int = 400) -> str:
+    """A message (or an exception) as one line of at most `limit` characters, for stored errors
+    and user-facing failures; an exception without a message gives its class name."""
+    line = " ".join(str(text).split()) or (type(text).__name__ if isinstance(text, BaseException) else "")
+    return line if len(line) <= limit else line[: limit - 3] + "..."

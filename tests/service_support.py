@@ -150,6 +150,18 @@ def very_slow_evaluate(config, genotype, *, early_stop_below=None) -> EvalResult
     return _fake_result(config, genotype, 60.0)
 
 
+def exploding_dataset(data_config):
+    """A `python:` dataset plugin whose images are all NaN: every training step's loss is NaN."""
+    import numpy as np
+
+    from examples.custom_dataset import make_dataset
+
+    dataset = make_dataset(data_config)
+    for split in ("train", "test"):
+        dataset[split]["image"] = np.full_like(dataset[split]["image"], np.nan)
+    return dataset
+
+
 def logged_evaluations(root: Path) -> list[dict]:
     path = Path(root) / "evaluations.jsonl"
     if not path.exists():

@@ -90,6 +90,9 @@ def test_rest_flow_from_post_to_best_genotype(ray_session, client, db_url, tmp_p
         (t for t in trials if t["genotype"] and t["status"] != "failed"), key=lambda t: t["reward"]
     )
     assert best["reward"] == best_trial["reward"] == s["best_reward"]
+    gain = s["best_reward"] - s["baselines"]["joint"]
+    expected = f"best auxiliary module: {gain:+.4f} over Joint (replicate noise unknown"
+    assert s["verdict"].startswith(expected if gain > 0 else "no auxiliary module beat Joint")
     assert list(genotype.tokens) == best_trial["tokens"]
     assert best["search"]["id"] == sid and best["search"]["name"] == "flow"
 

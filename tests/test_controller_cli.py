@@ -33,7 +33,9 @@ def _write(path: Path, doc: dict) -> Path:
         ({"search": {"budget": 0}}, [], "search.budget: Input should be greater than or equal to 1"),
         ({"search": {"strategy": "grid"}}, [], "search.strategy: Input should be 'ppo' or 'random'"),
         ({"controller": {"lr": -1}}, [], "controller.lr: Input should be greater than 0"),
-        ({"tasks": ["a:b"]}, [], "tasks: invalid task name 'a:b'"),
+        ({"tasks": ["a:b"]}, [], "tasks.0: 'a:b' is not a task of dataset 'synthetic'"),
+        ({"tasks": ["depth", "banana"]}, [], "tasks.1: 'banana' is not a task of dataset 'synthetic'"),
+        ({"train": {"steps": "100"}}, [], "train.steps: Input should be a valid integer"),
         ({}, ["--strategy", "grid"], "--strategy: must be 'ppo' or 'random', got 'grid'"),
         ({}, ["--resume"], "--resume: no previous search of 'search'"),
         (
@@ -50,6 +52,14 @@ def test_bad_input_is_one_clear_line(runner, tmp_path, monkeypatch, doc, args, m
     assert res.exit_code == 2, res.output
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], res.output
+    from db.storage import SqlStorage
+
+    if (tmp_path / "auxnas.db").exists():  # nothing stored for a mistake
+        st = SqlStorage(f"sqlite:///{tmp_path / 'auxnas.db'}")
+        try:
+            assert st.list_searches()[1] == 0
+        finally:
+            st.dispose()
 
 
 def test_missing_config_file_is_one_line(runner, tmp_path):

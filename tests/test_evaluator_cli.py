@@ -79,5 +79,21 @@ def test_config_errors_name_the_field(runner, tmp_path):
 
 
 def test_a_failed_evaluation_exits_1_with_its_error(runner, tmp_path):
-    result = runner.invoke(cli_app, ["evaluate", _preset(tmp_path, lr=1e12, steps=10)])
-    assert result.exit_code == 1 and "NaNLoss" in result.output
+    path = tmp_path / "nan.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "cli-nan",
+                "tasks": ["parts", "count"],
+                "data": {
+                    "name": "python:tests.service_support:exploding_dataset",
+                    "num_images": 16,
+                    "num_test_images": 4,
+                },
+                "model": {"num_aux_inputs": 2, "aux_channels": 8},
+                "train": {"steps": 4, "batch_size": 4},
+            }
+        )
+    )
+    result = runner.invoke(cli_app, ["evaluate", str(path)])
+    assert result.exit_code == 1 and "NaNLoss" in result.output, result.output

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from evaluator.config import EvalConfig
-from evaluator.remote import failure_from_exception, get_result, run_trial, submit
+from evaluator.remote import check_resources, failure_from_exception, get_result, run_trial, submit
 from evaluator.result import EvalResult
 from search_space import SearchSpace, basic_genotype
 
@@ -61,12 +61,9 @@ def test_ray_path_turns_exceptions_into_failed_results(ray_session, tmp_path):
     assert not failed.ok and failed.error == {"type": "RuntimeError", "message": "boom second line"}
     oom = ray_session.get(submit(cfg, None, evaluate_fn=oom_evaluate), timeout=120)
     assert oom.error["type"] == "OutOfMemory"
-    nan = get_result(
-        submit(
-            _config(str(tmp_path), lr=1e12, steps=12),
-            basic_genotype(SearchSpace(2, ("segmentation", "depth"))),
-        )
-    )
+    diverging = _config(str(tmp_path), steps=12)
+    diverging = diverging.model_copy(update={"train": diverging.train.model_copy(update={"lr": 1e12})})
+    nan = get_result(submit(diverging, basic_genotype(SearchSpace(2, ("segmentation", "depth")))))
     assert not nan.ok and nan.error["type"] == "NaNLoss"
     mismatch = get_result(submit(cfg, basic_genotype(SearchSpace(3, ("segmentation", "depth")))))
     assert mismatch.error["type"] == "ValueError" and "model.num_aux_inputs" in mismatch.error["message"]
@@ -86,12 +83,15 @@ def test_early_stop_threshold_and_evaluate_fn_reach_the_worker(ray_session, tmp_
     assert all(len(idents) == 1 for idents in by_pid.values())
 
 
-def test_gpu_requests_need_gpus_in_the_cluster(ray_session, tmp_path):
+def test_requests_no_node_can_hold_are_refused_naming_the_field(ray_session, tmp_path):
     doc = _config(str(tmp_path)).model_dump()
     doc["resources"]["num_gpus"] = 0.5
-    cfg = EvalConfig.model_validate(doc)
-    with pytest.raises(ValueError, match="resources.num_gpus"):
-        submit(cfg, None)
+    with pytest.raises(ValueError, match=r"resources.num_gpus: no node offers 0.5 GPU\(s\) for one trial"):
+        check_resources(EvalConfig.model_validate(doc).resources)
+    doc["resources"] = {"num_gpus": 0, "num_cpus": 64}
+    with pytest.raises(ValueError, match=r"resources.num_cpus: no node offers 64 CPU\(s\) for one trial: the most a node of the Ray cluster has is [0-9]"):
+        check_resources(EvalConfig.model_validate(doc).resources)
+    check_resources(_config(str(tmp_path)).resources)  # one CPU: fits
 
 
 def test_failure_from_exception_keeps_one_line():

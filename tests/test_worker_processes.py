@@ -94,8 +94,12 @@ def test_a_killed_worker_is_resumed_without_losing_or_repeating_a_trial(
     assert f"search {sid}: resuming" in log
 
     after = storage.trials(sid)
-    # nothing lost: every trial recorded before the kill is still there, unchanged
-    assert [t.to_dict() for t in after[: len(before)]] == [t.to_dict() for t in before]
+    # nothing lost: every trial finished before the kill is still there, unchanged, and every
+    # genotype decided before it is still where it was (the unfinished ones ran after)
+    finished = [t for t in before if t.final]
+    assert [t.to_dict() for t in finished] == [after[t.index].to_dict() for t in finished]
+    assert [t.tokens for t in after[: len(before)]] == [t.tokens for t in before]
+    assert all(t.final for t in after)
     # nothing repeated: indices are 0..n-1 once each, one joint and one basic, budget spent once
     assert [t.index for t in after] == list(range(len(after)))
     kinds = Counter(t.kind for t in after)
@@ -106,7 +110,7 @@ def test_a_killed_worker_is_resumed_without_losing_or_repeating_a_trial(
         tuple(e["tokens"]) if e["tokens"] is not None else None
         for e in support.logged_evaluations(tmp_path / "runs" / "evaluations")
     )
-    for t in before:
+    for t in finished:
         if t.status != "cached":
             key = tuple(t.tokens) if t.tokens is not None else None
             assert evaluations[key] == 1, f"trial {t.index} was evaluated {evaluations[key]} times"
