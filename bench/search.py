@@ -3,12 +3,15 @@
     .venv/bin/python bench/search.py overhead   # instant evaluator, 8 episodes per update
     .venv/bin/python bench/search.py parallel   # 2 s sleeping evaluator, 1 vs 2 parallel trials
     .venv/bin/python bench/search.py learning   # known-optimum reward, PPO vs random, 3 seeds
+    .venv/bin/python bench/search.py scale      # 2 s sleeping evaluator on 1, 2, 4, 8 GPU slots
     .venv/bin/python bench/search.py all
 
 Every figure is measured by running `controller.driver.SearchDriver` for real (Ray tasks through
 `evaluator.remote.submit`, RLlib PPO, checkpoints every iteration) with a fake evaluator from
 `evaluator.testing` in place of training. The search space is the default preset's: tasks
-segmentation, depth, normal and P=3 inputs (45 tokens per genotype).
+segmentation, depth, normal and P=3 inputs (45 tokens per genotype). `scale` runs on a local
+multi-node Ray cluster (tests/cluster_support.py: a head without GPUs and nodes of 2 GPUs that
+Ray only counts, all on 127.0.0.1), one trial per GPU.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ TASKS = ["segmentation", "depth", "normal"]
 
 def _config(seed: int = 0, **search) -> SearchConfig:
     controller = search.pop("controller", {})
+    resources = search.pop("resources", {})
     return SearchConfig(
         name="bench",
         seed=seed,
@@ -42,6 +46,7 @@ def _config(seed: int = 0, **search) -> SearchConfig:
         model={"num_aux_inputs": 3},
         search=search,
         controller=controller,
+        resources=resources,
     )
 
 
@@ -108,6 +113,37 @@ def parallel(budget: int, seconds: float) -> None:
     print(f"parallel: efficiency 2 over 1 = {rates[2] / rates[1]:.2f}x")
 
 
+def scale(seconds: float, waves: int, strategy: str) -> None:
+    """Parallel efficiency = ideal wall (waves x seconds) / measured wall of the candidate phase,
+    at 1, 2, 4 and 8 GPU slots, each on a fresh cluster of ceil(slots / 2) nodes."""
+    from tests.cluster_support import local_cluster
+
+    rows = []
+    for slots in (1, 2, 4, 8):
+        nodes, per_node = max(1, slots // 2), min(slots, 2)
+        config = _config(
+            strategy=strategy,
+            budget=waves * slots,
+            parallel_trials=slots,
+            early_stop=False,
+            controller={"episodes_per_update": slots},
+            resources={"num_gpus": 1},
+        )
+        evaluate = functools.partial(fakes.sleeping, seconds=seconds)
+        with local_cluster(worker_nodes=nodes, gpus_per_node=per_node, cpus_per_node=per_node):
+            # warm-up: one wave starts a Ray worker process per slot
+            warm = config.search.model_copy(update={"budget": slots})
+            _search(config.model_copy(update={"search": warm}), evaluate)
+            load = os.getloadavg()[0]
+            outcome, _, wall = _search(config, evaluate)
+        rows.append((slots, nodes, outcome.evaluated, wall, waves * seconds / wall, load))
+        print(f"scale: {slots} slots done", file=sys.stderr, flush=True)
+    print(f"scale: {strategy} controller, {seconds:g} s sleeping evaluator, {waves} waves of `slots` trials")
+    print("scale: slots  nodes  trials   wall s  efficiency  load")
+    for slots, nodes, n, wall, eff, load in rows:
+        print(f"scale: {slots:5d}  {nodes:5d}  {n:6d}  {wall:7.2f}  {eff:10.2f}  {load:4.1f}")
+
+
 def learning(budget: int, seeds: list[int]) -> None:
     summary: dict[str, list[tuple[float, float, float]]] = {}
     for strategy in ("ppo", "random"):
@@ -135,15 +171,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("which", choices=["overhead", "parallel", "learning", "all"])
+    parser.add_argument("which", choices=["overhead", "parallel", "learning", "scale", "all"])
     parser.add_argument("--overhead-budget", type=int, default=160)
     parser.add_argument("--parallel-budget", type=int, default=16)
     parser.add_argument("--sleep", type=float, default=2.0)
     parser.add_argument("--learning-budget", type=int, default=400)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--scale-waves", type=int, default=3)
+    parser.add_argument("--scale-strategy", choices=["random", "ppo"], default="random")
     args = parser.parse_args()
 
     import ray
+
+    if args.which == "scale":  # its own clusters, no local Ray
+        print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
+        scale(args.sleep, args.scale_waves, args.scale_strategy)
+        return
 
     ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
@@ -153,8 +196,10 @@ def main() -> None:
         parallel(args.parallel_budget, args.sleep)
     if args.which in ("learning", "all"):
         learning(args.learning_budget, args.seeds)
-    print(f"machine: load average {os.getloadavg()[0]:.1f} at end")
     ray.shutdown()
+    if args.which == "all":
+        scale(args.sleep, args.scale_waves, args.scale_strategy)
+    print(f"machine: load average {os.getloadavg()[0]:.1f} at end")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,14 @@ app = typer.Typer(
 
 DEFAULT_TASKS = ["segmentation", "depth", "normal"]
 # modules that add commands to `app`; each defines `register(app)`
-COMMAND_MODULES = ("cli.evaluate", "cli.calibrate", "cli.search", "cli.service", "cli.evidence")
+COMMAND_MODULES = (
+    "cli.evaluate",
+    "cli.calibrate",
+    "cli.search",
+    "cli.service",
+    "cli.evidence",
+    "cli.diagnose",
+)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -38,6 +38,7 @@ from controller.storage import IterationRecord, SearchStorage, TrialRecord
 from controller.strategies import Strategy, make_strategy
 from evaluator.remote import check_resources
 from evaluator.result import EvalResult, one_line
+from evaluator.starts import StartWatch
 from search_space import Genotype, SearchSpace, SpaceError, basic_genotype
 
 log = logging.getLogger("auxnas.controller")
@@ -59,7 +60,8 @@ class SearchProgress:
     best_reward: float | None  # best genotype so far (basic or candidate)
     elapsed: float  # seconds since run() started
     iteration: int = 0  # controller iterations finished
-    running: int = 0  # evaluations in flight
+    running: int = 0  # evaluations in flight (started or not)
+    waiting_for_resources: int = 0  # submitted to Ray, not started: no free slot for them yet
     phase: str = "baselines"  # "calibration" | "baselines" | "search" | "done"
     calibrated: int = 0  # calibration trials finished
     calibration_total: int = 0
@@ -129,6 +131,7 @@ class SearchDriver:
         self._running: dict[Any, int] = {}  # Ray ref -> trial index
         self.fidelity: dict[str, Any] | None = None
         self._state_to_restore: dict[str, Any] | None = None
+        self._starts: StartWatch | None = None
         self._phase = "baselines"
         self._start = 0.0
 
@@ -188,6 +191,9 @@ class SearchDriver:
             elapsed=time.monotonic() - self._start,
             iteration=self.iteration,
             running=len(self._running),
+            waiting_for_resources=sum(
+                1 for i in self._running.values() if self.trials[i].status == "waiting"
+            ),
             phase=self._phase,
             calibrated=sum(1 for t in cal if t.final),
             calibration_total=len(cal),
@@ -254,6 +260,12 @@ class SearchDriver:
             check_resources(self.config.resources)
         except ValueError as e:
             raise SearchFailed(str(e)) from None
+        try:  # a submitted trial stays `waiting` until Ray starts it
+            self._starts = StartWatch()
+        except Exception as e:  # noqa: BLE001 - without it, trials count as running once submitted
+            log.warning(
+                "search %s: cannot tell started trials from waiting ones (%s)", self.search_id, one_line(e)
+            )
         self._state_to_restore = state
         if not self.calibrate_only:  # built now: a checkpoint it cannot take fails the search at once
             self._start_strategy()
@@ -562,7 +574,8 @@ class SearchDriver:
                 config = self.eval_config
                 if trial.phase == calibration.PHASE:
                     config = calibration.replicate_config(config, trial.replicate)
-                self._move(trial.index, "running")
+                if self._starts is None:
+                    self._move(trial.index, "running")
                 self._running[submit(config, genotype, below, self.evaluate_fn)] = trial.index
                 submitted = True
             if submitted:
@@ -572,8 +585,16 @@ class SearchDriver:
             if ready and rest:
                 more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
                 ready += more
+            started = self._starts.poll(list(self._running)) if self._starts is not None else {}
+            for ref, node in started.items():
+                if self.trials[self._running[ref]].status == "waiting":
+                    self._move(self._running[ref], "running", node=node)
+            if started:
+                self._emit_progress()
             for ref in ready:
                 index = self._running.pop(ref)
+                if self.trials[index].status == "waiting":  # it ended before a poll saw it start
+                    self._move(index, "running")
                 trial = self._finish(index, get_result(ref))
                 if trial.status == "waiting":
                     pending.appendleft(trial)
@@ -645,7 +666,8 @@ class SearchDriver:
             except Exception:  # already finished or its worker is gone
                 log.debug("cancel of %s failed", ref, exc_info=True)
             try:  # it did not finish: whoever resumes the search runs it again
-                self._move(index, "waiting")
+                if self.trials[index].status == "running":
+                    self._move(index, "waiting")
             except Exception:  # e.g. the lease is lost: the next owner resets running rows
                 log.debug("could not hand trial %d back", index, exc_info=True)
         self._running.clear()

@@ -26,6 +26,7 @@ FORGET_AFTER_SECONDS = 3600.0  # a start nobody asked about (the trial finished 
 
 _board_name: str | None = None  # set in the driver process once a StartWatch exists
 _boards: dict[str, Any] = {}  # in a Ray worker: board name -> actor handle
+_keep: dict[str, Any] = {}  # in the driver process: the boards it created, alive while it lives
 
 
 class _StartBoard:
@@ -71,6 +72,9 @@ class StartWatch:
         )
         ray.get(self._board.__ray_ready__.remote(), timeout=timeout)  # tasks find it from now on
         _board_name = name
+        # Ray ends an actor once no handle refers to it; workers cache their handle by name, so
+        # the board must outlive this watch and serve every later search of this process too
+        _keep[name] = self._board
         self.broken = False
 
     def poll(self, refs: list[Any]) -> dict[Any, dict | None]:

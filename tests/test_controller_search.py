@@ -140,7 +140,9 @@ def test_cancel_stops_running_evaluations_promptly(tmp_path):
     asked: list[float] = []
 
     def on_progress(p: SearchProgress) -> None:
-        if p.phase == "search" and p.running == 2 and not asked:  # two 60 s evaluations in flight
+        if (
+            p.phase == "search" and p.running == 2 and not p.waiting_for_resources and not asked
+        ):  # two 60 s runs started
             storage.cancelled.add(5)
             asked.append(time.monotonic())
 

@@ -89,7 +89,10 @@ def test_requests_no_node_can_hold_are_refused_naming_the_field(ray_session, tmp
     with pytest.raises(ValueError, match=r"resources.num_gpus: no node offers 0.5 GPU\(s\) for one trial"):
         check_resources(EvalConfig.model_validate(doc).resources)
     doc["resources"] = {"num_gpus": 0, "num_cpus": 64}
-    with pytest.raises(ValueError, match=r"resources.num_cpus: no node offers 64 CPU\(s\) for one trial: the most a node of the Ray cluster has is [0-9]"):
+    with pytest.raises(
+        ValueError,
+        match=r"resources.num_cpus: no node offers 64 CPU\(s\) for one trial: the most a node of the Ray cluster has is [0-9]",
+    ):
         check_resources(EvalConfig.model_validate(doc).resources)
     check_resources(_config(str(tmp_path)).resources)  # one CPU: fits
 

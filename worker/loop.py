@@ -25,6 +25,7 @@ from sqlalchemy.exc import OperationalError
 from db.leases import Claim, claim_next, renew_lease
 from db.models import utcnow
 from db.storage import LeaseLost, SqlStorage, UnknownSearch
+from evaluator.result import one_line
 
 log = logging.getLogger("auxnas.worker")
 
@@ -57,7 +58,7 @@ class Heartbeat(threading.Thread):
             try:
                 until = renew_lease(self.storage, self.search_id, self.storage.owner, self.lease_seconds)
             except Exception as e:  # noqa: BLE001 - a database hiccup: try again next beat
-                log.warning("search %s: lease renewal failed: %s", self.search_id, _one_line(e))
+                log.warning("search %s: lease renewal failed: %s", self.search_id, one_line(e))
                 if utcnow() < self.until:
                     continue
                 until = None  # the lease ran out while the database was unreachable
@@ -111,7 +112,7 @@ class Worker:
             try:
                 claim = claim_next(self.storage, self.worker_id, self.lease_seconds)
             except OperationalError as e:
-                log.warning("cannot claim (database unavailable): %s", _one_line(e))
+                log.warning("cannot claim (database unavailable): %s", one_line(e))
                 claim = None
             if claim is None:
                 if once:
@@ -145,7 +146,7 @@ class Worker:
                 self.storage.expire_lease_now(sid, self.worker_id)
                 log.warning("search %s: handed back for another worker to resume", sid)
             except Exception as e:  # noqa: BLE001
-                log.error("search %s: could not hand it back (%s); its lease will expire", sid, _one_line(e))
+                log.error("search %s: could not hand it back (%s); its lease will expire", sid, one_line(e))
             raise
         finally:
             heartbeat.stop()
@@ -188,7 +189,7 @@ class Worker:
             if fenced.lease_lost.is_set():
                 raise LeaseLost(f"search {sid}: {type(e).__name__} after the lease was lost") from None
             log.exception("search %s: the search failed", sid)
-            return self._fail(fenced, sid, f"{type(e).__name__}: {_one_line(e)}")
+            return self._fail(fenced, sid, f"{type(e).__name__}: {one_line(e)}")
         if fenced.lease_lost.is_set():
             raise LeaseLost(f"search {sid} was taken over while running")
         after = self.storage.search_row(sid)
@@ -201,8 +202,3 @@ class Worker:
     def _fail(self, fenced: SqlStorage, sid: int, error: str) -> str:
         fenced.set_status(sid, "failed", error)
         return "failed"
-
-
-def _one_line(e: BaseException | str, limit: int = 400) -> str:
-    text = " ".join(str(e).split()) or (type(e).__name__ if isinstance(e, BaseException) else "")
-    return text if len(text) <= limit else text[: limit - 3] + "..."

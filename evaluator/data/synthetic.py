@@ -14,6 +14,10 @@ pixel centres at integer + 0.5 (`camera_intrinsics`).
 
 Arrays are cached on disk keyed by a hash of every generating parameter, in `data.root`, or
 `$AUXNAS_CACHE_DIR/synthetic`, or `~/.cache/auxnas/synthetic`.
+
+`compete` (see `render_compete_scene`) is built so that the tasks compete for a shared encoder:
+an object's class is decided by a cue that depth and normals must ignore, and the geometry by a
+cue that segmentation must ignore.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ CLASSES: tuple[str, ...] = ("floor", "wall", "ceiling", "cabinet", "table", "sph
 OBJECT_CLASSES: tuple[str, ...] = ("cabinet", "table", "sphere", "cylinder")
 FLOOR, WALL, CEILING, CABINET, TABLE, SPHERE, CYLINDER = range(len(CLASSES))
 HFOV_DEG = 60.0
-DIFFICULTIES = ("normal", "hard")
+DIFFICULTIES = ("normal", "hard", "compete")
 
 # albedo ranges per class in HSV-like terms: (hue lo, hue hi, saturation lo, hi, value lo, hi)
 _PALETTE = {
@@ -116,7 +120,10 @@ def generate(
     for i, child in enumerate(np.random.SeedSequence([seed, GENERATOR_VERSION]).spawn(n)):
         rng = np.random.default_rng(child)
         while True:
-            scene = render_scene(rng, rays, r, difficulty)
+            if difficulty == "compete":
+                scene = render_compete_scene(rng, rays, r)
+            else:
+                scene = render_scene(rng, rays, r, difficulty)
             if scene is not None:
                 break
         for k in out:
@@ -261,6 +268,103 @@ def render_scene(rng: np.random.Generator, rays_cam: np.ndarray, r: int, difficu
     rgb = rgb + rng.normal(0.0, 0.05 if hard else 0.02, rgb.shape)
 
     normal_cam = hits.normal @ cam_to_world  # world -> camera: n_c = M^T n_w
+    return {
+        "image": (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).reshape(r, r, 3),
+        "label": hits.cls.astype(np.int8).reshape(r, r),
+        "depth": hits.t.astype(np.float32).reshape(r, r),
+        "normal": normal_cam.astype(np.float32).reshape(r, r, 3),
+        "classification": int(np.argmax(counts)),
+    }
+
+
+# stripe orientation (radians) per object class in `compete`: the class is this orientation
+COMPETE_STRIPE_ANGLES = {CABINET: 0.0, TABLE: math.pi / 4, SPHERE: math.pi / 2, CYLINDER: 3 * math.pi / 4}
+COMPETE_STRIPE_CONTRAST = 0.35  # albedo multiplied by 1 +- this
+COMPETE_STRIPE_PERIOD_PX = (3.5, 4.5)
+
+
+def render_compete_scene(rng: np.random.Generator, rays_cam: np.ndarray, r: int) -> dict | None:
+    """One `compete` scene; None when no object is visible.
+
+    Geometry, depth and normals are rendered as in `normal`, but an object's shape and its
+    class are drawn independently (a sphere is as likely to be a "cabinet" as anything else),
+    and colour is class-free. The class is written only in a texture: square-wave luminance
+    stripes in image space whose orientation is the class (0, 45, 90 or 135 degrees, period
+    3.5-4.5 px, random phase). The room (floor, walls, ceiling) is untextured and keeps its
+    geometric classes.
+
+    Why this creates competition for shared weights: segmentation must detect a fine oriented
+    texture and ignore shading, while depth and normals must read shading and occlusion (low
+    frequency) and ignore the +-35% luminance stripes that sit on top of it, the very signal the
+    segmentation head needs. Neither task's cue helps the other (object classes are not a
+    function of the geometry), so a narrow shared encoder must split its few channels between
+    them; a network trained for one task alone can spend all of them on its own cue.
+    Expected: Joint below Single on segmentation and depth/normals at a fixed short schedule,
+    and auxiliary heads at intermediate layers (which see the stripes at higher resolution than
+    the deepest map) helping the shared layers keep both feature sets.
+    """
+    width, height, far = rng.uniform(4.0, 7.0), rng.uniform(2.5, 3.2), rng.uniform(6.0, 9.0)
+    near = -1.0
+    eye = np.array([rng.uniform(-0.25, 0.25) * width, rng.uniform(1.1, 1.7), 0.0])
+    flip = np.diag([1.0, -1.0, 1.0])
+    cam_to_world = _rot_y(rng.uniform(-0.3, 0.3)) @ _rot_x(rng.uniform(0.1, 0.45)) @ flip
+    d = rays_cam @ cam_to_world.T
+    d_safe = np.where(np.abs(d) < 1e-12, 1e-12, d)
+    n_rays = len(d)
+    hits = _Hits(n_rays)
+
+    lo = np.array([-width / 2, 0.0, near])
+    hi = np.array([width / 2, height, far])
+    t_exit_axis = np.maximum((lo - eye) / d_safe, (hi - eye) / d_safe)
+    axis = np.argmin(t_exit_axis, axis=1)
+    hits.t[:] = t_exit_axis[np.arange(n_rays), axis]
+    positive = d[np.arange(n_rays), axis] > 0
+    hits.normal[np.arange(n_rays), axis] = np.where(positive, -1.0, 1.0)
+    hits.cls[:] = np.where(axis == 1, np.where(positive, CEILING, FLOOR), WALL)
+    greys = {c: rng.uniform(0.45, 0.85) for c in (FLOOR, WALL, CEILING)}
+    for c, g in greys.items():
+        hits.albedo[hits.cls == c] = g
+
+    v_px, u_px = np.divmod(np.arange(n_rays), r)
+    n_objects = int(rng.integers(3, 8))
+    for _ in range(n_objects):
+        shape = int(rng.choice([CABINET, TABLE, SPHERE, CYLINDER]))
+        cls = int(rng.choice([CABINET, TABLE, SPHERE, CYLINDER]))  # independent of the shape
+        x = rng.uniform(-0.4, 0.4) * width
+        z = rng.uniform(1.3, min(far - 0.6, 5.0))
+        if shape in (CABINET, TABLE):
+            if shape == CABINET:
+                half = np.array([rng.uniform(0.25, 0.5), rng.uniform(0.5, 1.0), rng.uniform(0.25, 0.4)])
+            else:
+                half = np.array([rng.uniform(0.45, 0.9), rng.uniform(0.25, 0.45), rng.uniform(0.35, 0.6)])
+            t, normal = _box(eye, d, np.array([x, half[1], z]), half, rng.uniform(0, math.pi))
+        elif shape == SPHERE:
+            radius = rng.uniform(0.35, 0.7)
+            y = radius if rng.random() < 0.6 else rng.uniform(radius + 0.3, height - radius - 0.2)
+            t, normal = _sphere(eye, d, np.array([x, y, z]), radius)
+        else:
+            t, normal = _cylinder(eye, d, x, z, rng.uniform(0.25, 0.45), rng.uniform(0.8, 2.2))
+        colour = _hsv(rng, (0.0, 1.0, 0.0, 0.35, 0.5, 0.9))  # class-free, muted
+        angle = COMPETE_STRIPE_ANGLES[cls]
+        period = rng.uniform(*COMPETE_STRIPE_PERIOD_PX)
+        phase = rng.uniform(0.0, 2 * math.pi)
+        wave = np.sin(2 * math.pi * (u_px * math.cos(angle) + v_px * math.sin(angle)) / period + phase)
+        stripes = 1.0 + COMPETE_STRIPE_CONTRAST * np.where(wave >= 0, 1.0, -1.0)
+        hits.update(t, cls, normal, colour[None, :] * stripes[:, None])
+
+    counts = np.bincount(hits.cls, minlength=len(CLASSES))[CABINET:]
+    if counts.sum() == 0:
+        return None
+    point = eye + hits.t[:, None] * d
+    light = np.array([rng.uniform(-0.4, 0.4) * width, height - 0.2, rng.uniform(1.0, far - 1.0)])
+    to_light = light - point
+    dist = np.linalg.norm(to_light, axis=1, keepdims=True)
+    lambert = np.clip(np.sum(hits.normal * to_light / dist, axis=1), 0.0, None)
+    shade = rng.uniform(0.3, 0.45) + rng.uniform(0.8, 1.1) * lambert * np.minimum(
+        1.0, 9.0 / (dist[:, 0] ** 2 + 1.0)
+    )
+    rgb = hits.albedo * shade[:, None] + rng.normal(0.0, 0.02, (n_rays, 3))
+    normal_cam = hits.normal @ cam_to_world
     return {
         "image": (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).reshape(r, r, 3),
         "label": hits.cls.astype(np.int8).reshape(r, r),

@@ -7,6 +7,9 @@ The auxiliary modules read the LAST `model.num_aux_inputs` of these maps (shallo
 `feature:0` is the shallowest of those); the main decoders read the deepest one.
 
 - `tiny`: 4 small residual stages (16-24-32-64 channels x width_mult) for the CPU presets.
+- `deep-plain`: the tiny widths, but every stage after the stem adds 3 plain conv-BN-ReLU layers
+  (13 convolutions, no residual connections): deep and narrow, so the early layers are hard to
+  train from the heads alone (the condition for intermediate supervision to help).
 - `mobilenetv2`: MobileNetV2 (Sandler et al. 2018) with a width multiplier, 5 stages
   (16, 24, 32, 96, 320 channels at width 1), the paper's backbone.
 - `resnet50`: torchvision's ResNet-50 when torchvision imports, its 4 residual stages.
@@ -93,6 +96,36 @@ class TinyEncoder(Encoder):
             stages.append(
                 nn.Sequential(_conv_bn(c_in, c_out, 3, stride, dil), _BasicBlock(c_out, strides.dilation))
             )
+        self.stages = nn.ModuleList(stages)
+        self.feature_channels = widths
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        features = []
+        for stage in self.stages:
+            x = stage(x)
+            features.append(x)
+        return features
+
+
+class DeepPlainEncoder(Encoder):
+    """Stem (stride 2), then three stages of a strided conv and `PLAIN_LAYERS` conv-BN-ReLU
+    layers. No skip connections: a gradient from the heads reaches the stem through all 13
+    convolutions, unlike `tiny`, whose zero-initialised residual blocks start as identities."""
+
+    WIDTHS = TinyEncoder.WIDTHS
+    PLAIN_LAYERS = 3
+
+    def __init__(self, in_channels: int, width_mult: float = 1.0, output_stride: int = 8) -> None:
+        super().__init__()
+        widths = [_make_divisible(w * width_mult) for w in self.WIDTHS]
+        strides = _Strides(output_stride)
+        stride, dil = strides.next(2)
+        stages = [_conv_bn(in_channels, widths[0], 3, stride, dil)]
+        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
+            stride, dil = strides.next(2)
+            layers = [_conv_bn(c_in, c_out, 3, stride, dil)]
+            layers += [_conv_bn(c_out, c_out, 3, 1, strides.dilation) for _ in range(self.PLAIN_LAYERS)]
+            stages.append(nn.Sequential(*layers))
         self.stages = nn.ModuleList(stages)
         self.feature_channels = widths
 
@@ -202,6 +235,8 @@ def build_encoder(model_cfg, in_channels: int) -> Encoder:
     name = model_cfg.encoder
     if name == "tiny":
         encoder: Encoder = TinyEncoder(in_channels, model_cfg.width_mult, model_cfg.output_stride)
+    elif name == "deep-plain":
+        encoder = DeepPlainEncoder(in_channels, model_cfg.width_mult, model_cfg.output_stride)
     elif name == "mobilenetv2":
         encoder = MobileNetV2Encoder(in_channels, model_cfg.width_mult, model_cfg.output_stride)
     elif name == "resnet50":
