@@ -74,7 +74,7 @@ class StartWatch:
         _board_name = name
         # Ray ends an actor once no handle refers to it; workers cache their handle by name, so
         # the board must outlive this watch and serve every later search of this process too
-        _keep[name] = self._board
+        _keep.setdefault(name, self._board)  # the first handle: the one that owns the actor
         self.broken = False
 
     def poll(self, refs: list[Any]) -> dict[Any, dict | None]:
