@@ -122,7 +122,8 @@ def _print_table(doc: dict[str, Any]) -> None:
     seconds = doc.get("seconds_per_candidate") or {}
     lines = [
         f"architecture spread {f(doc['spread'])}, replicate noise {f(doc['noise'])} "
-        f"(spread/noise {f(doc.get('spread_to_noise'), '.2f')})",
+        f"(spread/noise {f(doc.get('spread_to_noise'), '.2f')}); centred noise {f(doc.get('centred_noise'))} "
+        "(without each replicate's common shift, which cannot reorder candidates)",
         *(
             f"replicates {p['replicates'][0] + 1}-{p['replicates'][1] + 1}: spearman {f(p['spearman'], '.2f')} "
             f"[{f(p['spearman_ci'][0], '.2f')}, {f(p['spearman_ci'][1], '.2f')}], kendall {f(p['kendall'], '.2f')} "

@@ -118,6 +118,7 @@ class FidelityReport:
     joint: dict[str, Any] | None  # rewards, mean, std
     spread: float  # std over genotypes of their replicate means
     noise: float  # pooled within-genotype std over replicates
+    centred_noise: float  # the same once each replicate's mean over genotypes is subtracted
     pairs: list[PairFigures]
     spearman: float  # mean over replicate pairs
     spearman_ci: tuple[float | None, float | None]
@@ -245,6 +246,11 @@ def fidelity_report(
     needed = max(1, math.ceil(factor * reward_seeds - 1e-9)) if factor is not None else None
     spread = float(np.std(means, ddof=1))
     noise = float(math.sqrt(np.mean(stds**2)))
+    # the same after each replicate's mean over the genotypes is taken out: a shift that moves
+    # every candidate of a replicate together (under common random numbers, most of `noise` with
+    # few replicates) cannot reorder them; this is the part that can
+    centred = table - table.mean(axis=0, keepdims=True)
+    centred_noise = float(math.sqrt(np.mean(centred.std(axis=1, ddof=1) ** 2)))
     beat = float(np.mean(np.all(table > joint_row, axis=1))) if joint_row is not None else None
     verdict = _verdict(rho, rho_ci, threshold, target, needed, reward_seeds, len(names))
     return FidelityReport(
@@ -262,6 +268,7 @@ def fidelity_report(
         ),
         spread=spread,
         noise=noise,
+        centred_noise=centred_noise,
         pairs=pairs,
         spearman=rho,
         spearman_ci=rho_ci,

@@ -74,7 +74,11 @@ class StartWatch:
         _board_name = name
         # Ray ends an actor once no handle refers to it; workers cache their handle by name, so
         # the board must outlive this watch and serve every later search of this process too
-        _keep.setdefault(name, self._board)  # the first handle: the one that owns the actor
+        kept = _keep.get(name)
+        # keep the first handle (it owns the actor); one of another Ray session (Ray restarted in
+        # this process, the job id reused) is dead: this handle, which just created the board, owns it
+        if kept is None or kept._actor_id != self._board._actor_id:
+            _keep[name] = self._board
         self.broken = False
 
     def poll(self, refs: list[Any]) -> dict[Any, dict | None]:

@@ -141,3 +141,12 @@ def test_failed_genotypes_are_left_out_and_to_dict_is_json():
 def test_bad_inputs_name_what_is_wrong(rewards, kw, field):
     with pytest.raises(ValueError, match=field):
         fidelity_report(rewards, **kw)
+
+
+def test_centred_noise_ignores_a_shift_common_to_a_replicate():
+    from controller.fidelity import fidelity_report
+
+    base = {f"g{i}": [0.1 * i, 0.1 * i + 0.05] for i in range(6)}  # replicate 2 is replicate 1 + 0.05
+    report = fidelity_report(base, resamples=50)
+    assert report.noise > 0.03 and report.centred_noise == pytest.approx(0.0, abs=1e-12)
+    assert report.to_dict()["centred_noise"] == pytest.approx(0.0, abs=1e-12)
