@@ -132,7 +132,12 @@ def test_cancel_stops_a_running_search_and_its_evaluations(ray_session, client, 
         30,
         what="the search to be running an evaluation",
     )
-    # what runs now is visible while it runs
+    # what runs now is visible while it runs (the driver marks it at its next poll)
+    support.wait_until(
+        lambda: client.get(f"/searches/{sid}/trials", params={"status": "running"}).json()["total"] == 1,
+        10,
+        what="the running trial to show",
+    )
     running = client.get(f"/searches/{sid}/trials", params={"status": "running"}).json()
     assert running["total"] == 1 and running["items"][0]["kind"] == "joint"
     assert running["items"][0]["attempts"] == 1 and running["items"][0]["started_at"]
