@@ -19,7 +19,7 @@ from typing import Any
 
 import typer
 
-from cli.main import fail
+from cli.main import fail, start_ray
 
 
 def register(app: typer.Typer) -> None:
@@ -86,19 +86,12 @@ def diagnose(
 
 def _run_all(jobs: list, parallel: int, resources: Any) -> list:
     """Every (name, seed, config, genotype) job as a Ray task, at most `parallel` at once."""
-    import logging
 
     import ray
 
     from evaluator.remote import check_resources, get_result, submit
-    from worker.ray_runtime import RayStartError, ensure_ray
 
-    try:
-        ensure_ray()
-    except RayStartError as e:
-        fail(str(e))
-    for name in ("ray", "ray.rllib", "ray.tune"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    start_ray()
     try:
         check_resources(resources)
     except ValueError as e:

@@ -33,6 +33,21 @@ COMMAND_MODULES = (
 )
 
 
+def start_ray() -> None:
+    """Join `RAY_ADDRESS` or start a local Ray for a command that runs trials (exit 2 when it
+    cannot), and keep Ray's own log lines out of the command's output."""
+    import logging
+
+    from worker.ray_runtime import RayStartError, ensure_ray
+
+    try:
+        ensure_ray()
+    except RayStartError as e:
+        fail(str(e))
+    for name in ("ray", "ray.rllib", "ray.tune"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
     """One clear line on stderr and a non-zero exit: how every user mistake ends."""
     typer.echo(f"error: {message}", err=True)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from typer.core import TyperCommand
 
-from cli.main import fail
+from cli.main import fail, start_ray
 from cli.search_run import RESUME_LATEST, CliRun
 
 if TYPE_CHECKING:
@@ -140,18 +140,11 @@ def _run(
     calibrate_only: bool = False,
 ) -> tuple[SearchOutcome, Path]:
     """Run the search under a lease; returns its outcome and run directory."""
-    import logging
 
     from cli.search_run import start_run
     from db.storage import LeaseLost
-    from worker.ray_runtime import RayStartError, ensure_ray
 
-    try:
-        ensure_ray()
-    except RayStartError as e:
-        fail(str(e))
-    for name in ("ray", "ray.rllib", "ray.tune"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    start_ray()
 
     run = start_run(storage, config, resume_id, runs_dir, lease)
     try:

@@ -234,18 +234,7 @@ def render_scene(rng: np.random.Generator, rays_cam: np.ndarray, r: int, difficu
         x = rng.uniform(-0.4, 0.4) * width
         z = rng.uniform(1.3, min(far - 0.6, 5.0))
         colour = _object_colour(rng, cls, hard)
-        if cls in (CABINET, TABLE):
-            if cls == CABINET:
-                half = np.array([rng.uniform(0.25, 0.5), rng.uniform(0.5, 1.0), rng.uniform(0.25, 0.4)])
-            else:
-                half = np.array([rng.uniform(0.45, 0.9), rng.uniform(0.25, 0.45), rng.uniform(0.35, 0.6)])
-            t, normal = _box(eye, d, np.array([x, half[1], z]), half, rng.uniform(0, math.pi))
-        elif cls == SPHERE:
-            radius = rng.uniform(0.35, 0.7)
-            y = radius if rng.random() < 0.6 else rng.uniform(radius + 0.3, height - radius - 0.2)
-            t, normal = _sphere(eye, d, np.array([x, y, z]), radius)
-        else:
-            t, normal = _cylinder(eye, d, x, z, rng.uniform(0.25, 0.45), rng.uniform(0.8, 2.2))
+        t, normal = _object_surface(rng, cls, eye, d, x, z, height)
         y_hit = eye[1] + np.where(np.isfinite(t), t, 0.0) * d[:, 1]
         stripes = 0.85 + 0.15 * np.sign(np.sin(y_hit * rng.uniform(4.0, 14.0)))
         albedo = colour[None, :] * stripes[:, None]
@@ -332,18 +321,7 @@ def render_compete_scene(rng: np.random.Generator, rays_cam: np.ndarray, r: int)
         cls = int(rng.choice([CABINET, TABLE, SPHERE, CYLINDER]))  # independent of the shape
         x = rng.uniform(-0.4, 0.4) * width
         z = rng.uniform(1.3, min(far - 0.6, 5.0))
-        if shape in (CABINET, TABLE):
-            if shape == CABINET:
-                half = np.array([rng.uniform(0.25, 0.5), rng.uniform(0.5, 1.0), rng.uniform(0.25, 0.4)])
-            else:
-                half = np.array([rng.uniform(0.45, 0.9), rng.uniform(0.25, 0.45), rng.uniform(0.35, 0.6)])
-            t, normal = _box(eye, d, np.array([x, half[1], z]), half, rng.uniform(0, math.pi))
-        elif shape == SPHERE:
-            radius = rng.uniform(0.35, 0.7)
-            y = radius if rng.random() < 0.6 else rng.uniform(radius + 0.3, height - radius - 0.2)
-            t, normal = _sphere(eye, d, np.array([x, y, z]), radius)
-        else:
-            t, normal = _cylinder(eye, d, x, z, rng.uniform(0.25, 0.45), rng.uniform(0.8, 2.2))
+        t, normal = _object_surface(rng, shape, eye, d, x, z, height)
         colour = _hsv(rng, (0.0, 1.0, 0.0, 0.35, 0.5, 0.9))  # class-free, muted
         angle = COMPETE_STRIPE_ANGLES[cls]
         period = rng.uniform(*COMPETE_STRIPE_PERIOD_PX)
@@ -372,6 +350,21 @@ def render_compete_scene(rng: np.random.Generator, rays_cam: np.ndarray, r: int)
         "normal": normal_cam.astype(np.float32).reshape(r, r, 3),
         "classification": int(np.argmax(counts)),
     }
+
+
+def _object_surface(rng: np.random.Generator, shape: int, eye, d, x: float, z: float, height: float):
+    """Ray hits (t, normal) of one object of `shape` standing at (x, z); draws its size from `rng`."""
+    if shape in (CABINET, TABLE):
+        if shape == CABINET:
+            half = np.array([rng.uniform(0.25, 0.5), rng.uniform(0.5, 1.0), rng.uniform(0.25, 0.4)])
+        else:
+            half = np.array([rng.uniform(0.45, 0.9), rng.uniform(0.25, 0.45), rng.uniform(0.35, 0.6)])
+        return _box(eye, d, np.array([x, half[1], z]), half, rng.uniform(0, math.pi))
+    if shape == SPHERE:
+        radius = rng.uniform(0.35, 0.7)
+        y = radius if rng.random() < 0.6 else rng.uniform(radius + 0.3, height - radius - 0.2)
+        return _sphere(eye, d, np.array([x, y, z]), radius)
+    return _cylinder(eye, d, x, z, rng.uniform(0.25, 0.45), rng.uniform(0.8, 2.2))
 
 
 def _box(eye, d, centre, half, yaw):
