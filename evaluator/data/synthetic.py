@@ -244,11 +244,7 @@ def render_scene(rng: np.random.Generator, rays_cam: np.ndarray, r: int, difficu
     if counts.sum() == 0:
         return None
 
-    point = eye + hits.t[:, None] * d
-    light = np.array([rng.uniform(-0.4, 0.4) * width, height - 0.2, rng.uniform(1.0, far - 1.0)])
-    to_light = light - point
-    dist = np.linalg.norm(to_light, axis=1, keepdims=True)
-    lambert = np.clip(np.sum(hits.normal * to_light / dist, axis=1), 0.0, None)
+    dist, lambert = _point_light(rng, eye, d, hits, width, height, far)
     power = rng.uniform(0.5, 1.0) if hard else rng.uniform(0.8, 1.1)
     ambient = rng.uniform(0.15, 0.35) if hard else rng.uniform(0.3, 0.45)
     shade = ambient + power * lambert * np.minimum(1.0, 9.0 / (dist[:, 0] ** 2 + 1.0))
@@ -333,11 +329,7 @@ def render_compete_scene(rng: np.random.Generator, rays_cam: np.ndarray, r: int)
     counts = np.bincount(hits.cls, minlength=len(CLASSES))[CABINET:]
     if counts.sum() == 0:
         return None
-    point = eye + hits.t[:, None] * d
-    light = np.array([rng.uniform(-0.4, 0.4) * width, height - 0.2, rng.uniform(1.0, far - 1.0)])
-    to_light = light - point
-    dist = np.linalg.norm(to_light, axis=1, keepdims=True)
-    lambert = np.clip(np.sum(hits.normal * to_light / dist, axis=1), 0.0, None)
+    dist, lambert = _point_light(rng, eye, d, hits, width, height, far)
     shade = rng.uniform(0.3, 0.45) + rng.uniform(0.8, 1.1) * lambert * np.minimum(
         1.0, 9.0 / (dist[:, 0] ** 2 + 1.0)
     )
@@ -350,6 +342,16 @@ def render_compete_scene(rng: np.random.Generator, rays_cam: np.ndarray, r: int)
         "normal": normal_cam.astype(np.float32).reshape(r, r, 3),
         "classification": int(np.argmax(counts)),
     }
+
+
+def _point_light(rng: np.random.Generator, eye, d, hits, width: float, height: float, far: float):
+    """A point light under the ceiling (drawn from `rng`): distance to it and Lambert term per pixel."""
+    point = eye + hits.t[:, None] * d
+    light = np.array([rng.uniform(-0.4, 0.4) * width, height - 0.2, rng.uniform(1.0, far - 1.0)])
+    to_light = light - point
+    dist = np.linalg.norm(to_light, axis=1, keepdims=True)
+    lambert = np.clip(np.sum(hits.normal * to_light / dist, axis=1), 0.0, None)
+    return dist, lambert
 
 
 def _object_surface(rng: np.random.Generator, shape: int, eye, d, x: float, z: float, height: float):

@@ -24,10 +24,18 @@ from torch import nn
 
 
 class Encoder(nn.Module):
-    feature_channels: list[int]
+    """Subclasses set `stages` (an nn.ModuleList, shallow to deep) and `feature_channels`; the
+    features are the outputs of every stage."""
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    feature_channels: list[int]
+    stages: nn.ModuleList
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        features = []
+        for stage in self.stages:
+            x = stage(x)
+            features.append(x)
+        return features
 
 
 def _make_divisible(v: float, divisor: int = 8) -> int:
@@ -99,13 +107,6 @@ class TinyEncoder(Encoder):
         self.stages = nn.ModuleList(stages)
         self.feature_channels = widths
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        features = []
-        for stage in self.stages:
-            x = stage(x)
-            features.append(x)
-        return features
-
 
 class DeepPlainEncoder(Encoder):
     """Stem (stride 2), then three stages of a strided conv and `PLAIN_LAYERS` conv-BN-ReLU
@@ -128,13 +129,6 @@ class DeepPlainEncoder(Encoder):
             stages.append(nn.Sequential(*layers))
         self.stages = nn.ModuleList(stages)
         self.feature_channels = widths
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        features = []
-        for stage in self.stages:
-            x = stage(x)
-            features.append(x)
-        return features
 
 
 class _InvertedResidual(nn.Module):
@@ -193,13 +187,6 @@ class MobileNetV2Encoder(Encoder):
         channels.append(c_in)
         self.stages = nn.ModuleList(stages)
         self.feature_channels = channels
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        features = []
-        for stage in self.stages:
-            x = stage(x)
-            features.append(x)
-        return features
 
 
 class ResNet50Encoder(Encoder):
