@@ -19,8 +19,8 @@ install: $(STAMP)
 demo: $(STAMP)
 	mkdir -p runs
 	RAY_AUTH_MODE=disabled AUXNAS_DATABASE_URL=$${AUXNAS_DATABASE_URL:-sqlite:///runs/demo.db} \
-		$(BIN)/auxnas search configs/synthetic-tiny.yaml --output runs/synthetic-tiny-best.json
-	$(BIN)/auxnas validate runs/synthetic-tiny-best.json
+		$(BIN)/auxnas search configs/synthetic-compete.yaml --output runs/synthetic-compete-best.json
+	$(BIN)/auxnas validate runs/synthetic-compete-best.json
 
 test: $(STAMP)
 	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q

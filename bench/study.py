@@ -124,7 +124,7 @@ def run_search(config, search_id: int, img_dir: Path | None):
     if outcome.status != "succeeded":
         raise SystemExit(f"search {config.name} {outcome.status}: {outcome.error}")
     trials = outcome.trials
-    cands = [t for t in trials if t.kind == "candidate"]
+    cands = sorted((t for t in trials if t.kind == "candidate"), key=lambda t: t.index)
     best = outcome.best
     if img_dir is not None:
         from controller.plots import render
@@ -139,23 +139,30 @@ def run_search(config, search_id: int, img_dir: Path | None):
         "evaluated": outcome.evaluated,
         "cached": outcome.cached,
         "failed": outcome.failed,
-        "early_stopped": sum(1 for t in cands if t.early_stopped),
+        "early_stopped": sum(1 for t in cands if t.pruned),
         "joint": outcome.joint.reward if outcome.joint else None,
         "basic": outcome.basic.reward if outcome.basic else None,
         "best_reward": best.reward if best else None,
         "best_kind": best.kind if best else None,
-        "best_genotype": best.genotype if best else None,
+        # Joint has no genotype: then the retrain's `searched` row is the best finished candidate
+        "best_genotype": (best.genotype if best and best.genotype else None)
+        or max(
+            (t for t in cands if t.reward is not None and not t.pruned),
+            key=lambda t: t.reward,
+            default=best,
+        ).genotype,
         "best_candidate_reward": max(
-            (t.reward for t in cands if t.reward is not None and not t.early_stopped), default=None
+            (t.reward for t in cands if t.reward is not None and not t.pruned), default=None
         ),
         "candidate_rewards": [t.reward for t in cands],
+        "candidate_early_stopped": [bool(t.pruned) for t in cands],
         "stop_reason": outcome.stop_reason,
     }
 
 
 # --- retrain ----------------------------------------------------------------------------------------
 def run_retrains(jobs: list[tuple[str, int, object, dict]]) -> dict[tuple[str, int], dict]:
-    """Retrain (Joint, basic, searched) for each (preset, seed) as parallel Ray tasks."""
+    """Retrain (Joint, basic, searched, Single per task) for each (preset, seed) as parallel Ray tasks."""
     import ray
 
     from evaluator.retrain import retrain
@@ -163,7 +170,7 @@ def run_retrains(jobs: list[tuple[str, int, object, dict]]) -> dict[tuple[str, i
 
     remote = ray.remote(num_cpus=1)(retrain)
     refs = {
-        (preset, seed): remote.remote(cfg, {"searched": Genotype.from_json(geno)}, [seed])
+        (preset, seed): remote.remote(cfg, {"searched": Genotype.from_json(geno)}, [seed], single_task=True)
         for preset, seed, cfg, geno in jobs
     }
     out = {}
@@ -185,6 +192,61 @@ def run_retrains(jobs: list[tuple[str, int, object, dict]]) -> dict[tuple[str, i
             + ", ".join(f"{k} {v['reward']}" for k, v in out[key].items())
         )
     return out
+
+
+# --- best-so-far curves -----------------------------------------------------------------------------
+def best_so_far(run: dict) -> list[float]:
+    """Best meta-val reward among the first k candidates, k = 1..budget, in decision order.
+
+    Early-stopped candidates never count (their reward is a partial one); before the first
+    candidate that finished, the curve holds the search's Joint reward (what the user has without
+    an auxiliary module)."""
+    rewards = run["candidate_rewards"]
+    stopped = run.get("candidate_early_stopped") or [False] * len(rewards)
+    best, curve = None, []
+    for r, es in zip(rewards, stopped, strict=True):
+        if r is not None and not es:
+            best = r if best is None else max(best, r)
+        curve.append(best if best is not None else run["joint"])
+    return curve
+
+
+def curve_area(run: dict) -> float:
+    """Area under the best-so-far curve, divided by the budget (a mean reward: higher is better,
+    and it rewards finding good candidates early)."""
+    curve = best_so_far(run)
+    return statistics.fmean(curve) if curve else float("nan")
+
+
+def plot_best_so_far(preset: str, runs: dict, seeds: list[int], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
+    for strategy, colour in zip(STRATEGIES, ("tab:blue", "tab:orange"), strict=True):
+        curves = [best_so_far(runs[f"{strategy}-{s}"]) for s in seeds if f"{strategy}-{s}" in runs]
+        if not curves:
+            continue
+        n = min(len(c) for c in curves)
+        arr = np.array([c[:n] for c in curves])
+        k = np.arange(1, n + 1)
+        mean, std = arr.mean(axis=0), arr.std(axis=0, ddof=1) if len(arr) > 1 else np.zeros(n)
+        ax.plot(k, mean, color=colour, label=f"{strategy} (mean of {len(arr)} seeds)")
+        ax.fill_between(k, mean - std, mean + std, color=colour, alpha=0.2)
+    joints = [runs[f"ppo-{s}"]["joint"] for s in seeds if f"ppo-{s}" in runs]
+    if joints:
+        ax.axhline(statistics.fmean(joints), color="grey", ls="--", lw=1, label="Joint (mean)")
+    ax.set_xlabel("candidates evaluated")
+    ax.set_ylabel("best meta-val reward so far")
+    ax.set_title(f"{preset}: PPO vs random (band: ±1 std over seeds)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
 
 
 # --- report -----------------------------------------------------------------------------------------
@@ -271,9 +333,10 @@ def summary_lines(state: dict) -> list[str]:
         )
         lines.append("")
         lines.append(
-            "| strategy | best reward (meta-val) | best candidate | joint | basic | candidates early-stopped | wall s |"
+            "| strategy | best reward (meta-val) | best candidate | area under best-so-far | joint | basic "
+            "| candidates early-stopped | wall s |"
         )
-        lines.append("|---|---|---|---|---|---|---|")
+        lines.append("|---|---|---|---|---|---|---|---|")
         for strategy in STRATEGIES:
             rs = [runs.get(f"{strategy}-{s}") for s in args["seeds"]]
             rs = [r for r in rs if r]
@@ -281,12 +344,26 @@ def summary_lines(state: dict) -> list[str]:
                 continue
             lines.append(
                 f"| {strategy} (n={len(rs)}) | {ms([r['best_reward'] for r in rs])} "
-                f"| {ms([r['best_candidate_reward'] for r in rs])} | {ms([r['joint'] for r in rs])} "
+                f"| {ms([r['best_candidate_reward'] for r in rs])} | {ms([curve_area(r) for r in rs])} "
+                f"| {ms([r['joint'] for r in rs])} "
                 f"| {ms([r['basic'] for r in rs])} | {ms([float(r['early_stopped']) for r in rs], 1)} "
                 f"| {ms([r['wall_seconds'] for r in rs], 0)} |"
             )
         lines.append("")
         lines += separation_lines(runs, args["seeds"])
+        paired = [
+            curve_area(runs[f"ppo-{s}"]) - curve_area(runs[f"random-{s}"])
+            for s in args["seeds"]
+            if f"ppo-{s}" in runs and f"random-{s}" in runs
+        ]
+        if paired:
+            lines.append(
+                f"Area under the best-so-far curve, PPO minus random, paired by seed: {ms(paired)} "
+                f"(n={len(paired)})."
+            )
+            lines.append("")
+        if plot := state.get("plots", {}).get(preset):
+            lines += [f"![{preset}: best reward so far, PPO vs random]({plot})", ""]
         lines.append("Per seed (best reward found, PPO / random):")
         lines.append("")
         for s in args["seeds"]:
@@ -312,7 +389,8 @@ def summary_lines(state: dict) -> list[str]:
             head += ["params train", "params inference"]
             lines.append("| " + " | ".join(head) + " |")
             lines.append("|" + "---|" * len(head))
-            for row in RETRAIN_ROWS:
+            singles = sorted({name for v in rt.values() for name in v if name.startswith("single:")})
+            for row in (*RETRAIN_ROWS, *singles):
                 per_seed = [rt[str(s)][row] for s in seeds if row in rt[str(s)]]
                 if not per_seed:
                     continue
@@ -478,6 +556,9 @@ def main() -> None:
                 )
                 save()
             plotted = True
+        plot = args.img_dir / f"study-{Path(preset).stem}-best-so-far.png"
+        plot_best_so_far(preset, runs, seeds, plot)
+        state.setdefault("plots", {})[preset] = os.path.relpath(plot, args.results.parent)
         todo = []
         done = state["retrains"].setdefault(preset, {})
         for seed in seeds:
