@@ -126,6 +126,10 @@ def run_search(config, search_id: int, img_dir: Path | None):
     trials = outcome.trials
     cands = sorted((t for t in trials if t.kind == "candidate"), key=lambda t: t.index)
     best = outcome.best
+    finished = [t for t in cands if t.reward is not None and not t.pruned]
+    best_candidate = max(finished, key=lambda t: t.reward, default=None)
+    # Joint has no genotype: when it is the best, the retrain's `searched` row is the best candidate
+    searched = best if best and best.genotype else best_candidate
     if img_dir is not None:
         from controller.plots import render
 
@@ -144,16 +148,8 @@ def run_search(config, search_id: int, img_dir: Path | None):
         "basic": outcome.basic.reward if outcome.basic else None,
         "best_reward": best.reward if best else None,
         "best_kind": best.kind if best else None,
-        # Joint has no genotype: then the retrain's `searched` row is the best finished candidate
-        "best_genotype": (best.genotype if best and best.genotype else None)
-        or max(
-            (t for t in cands if t.reward is not None and not t.pruned),
-            key=lambda t: t.reward,
-            default=best,
-        ).genotype,
-        "best_candidate_reward": max(
-            (t.reward for t in cands if t.reward is not None and not t.pruned), default=None
-        ),
+        "best_genotype": searched.genotype if searched else None,
+        "best_candidate_reward": best_candidate.reward if best_candidate else None,
         "candidate_rewards": [t.reward for t in cands],
         "candidate_early_stopped": [bool(t.pruned) for t in cands],
         "stop_reason": outcome.stop_reason,
