@@ -252,14 +252,7 @@ def render_scene(rng: np.random.Generator, rays_cam: np.ndarray, r: int, difficu
     rgb = hits.albedo * shade[:, None] * tint
     rgb = rgb + rng.normal(0.0, 0.05 if hard else 0.02, rgb.shape)
 
-    normal_cam = hits.normal @ cam_to_world  # world -> camera: n_c = M^T n_w
-    return {
-        "image": (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).reshape(r, r, 3),
-        "label": hits.cls.astype(np.int8).reshape(r, r),
-        "depth": hits.t.astype(np.float32).reshape(r, r),
-        "normal": normal_cam.astype(np.float32).reshape(r, r, 3),
-        "classification": int(np.argmax(counts)),
-    }
+    return _scene_record(hits, rgb, cam_to_world, counts, r)
 
 
 # stripe orientation (radians) per object class in `compete`: the class is this orientation
@@ -334,7 +327,12 @@ def render_compete_scene(rng: np.random.Generator, rays_cam: np.ndarray, r: int)
         1.0, 9.0 / (dist[:, 0] ** 2 + 1.0)
     )
     rgb = hits.albedo * shade[:, None] + rng.normal(0.0, 0.02, (n_rays, 3))
-    normal_cam = hits.normal @ cam_to_world
+    return _scene_record(hits, rgb, cam_to_world, counts, r)
+
+
+def _scene_record(hits, rgb: np.ndarray, cam_to_world: np.ndarray, counts: np.ndarray, r: int) -> dict:
+    """One rendered scene as stored: 8-bit image, labels, depth, camera-frame normals."""
+    normal_cam = hits.normal @ cam_to_world  # world -> camera: n_c = M^T n_w
     return {
         "image": (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).reshape(r, r, 3),
         "label": hits.cls.astype(np.int8).reshape(r, r),

@@ -17,6 +17,7 @@ The auxiliary modules read the LAST `model.num_aux_inputs` of these maps (shallo
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import torch
@@ -88,8 +89,9 @@ class _BasicBlock(nn.Module):
         return self.relu(x + self.body(x))
 
 
-class TinyEncoder(Encoder):
-    """Stem (stride 2), then three stages of a strided conv and one residual block."""
+class _StridedStagesEncoder(Encoder, ABC):
+    """Stem (stride 2), then one stage per further width: a strided conv followed by what
+    `stage_body` builds at that stage's width and dilation."""
 
     WIDTHS = (16, 24, 32, 64)
 
@@ -102,33 +104,34 @@ class TinyEncoder(Encoder):
         for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
             stride, dil = strides.next(2)
             stages.append(
-                nn.Sequential(_conv_bn(c_in, c_out, 3, stride, dil), _BasicBlock(c_out, strides.dilation))
+                nn.Sequential(
+                    _conv_bn(c_in, c_out, 3, stride, dil), *self.stage_body(c_out, strides.dilation)
+                )
             )
         self.stages = nn.ModuleList(stages)
         self.feature_channels = widths
 
+    @abstractmethod
+    def stage_body(self, c: int, dilation: int) -> list[nn.Module]:
+        """The layers after a stage's strided conv, at its width `c` and `dilation`."""
 
-class DeepPlainEncoder(Encoder):
+
+class TinyEncoder(_StridedStagesEncoder):
+    """Stem (stride 2), then three stages of a strided conv and one residual block."""
+
+    def stage_body(self, c: int, dilation: int) -> list[nn.Module]:
+        return [_BasicBlock(c, dilation)]
+
+
+class DeepPlainEncoder(_StridedStagesEncoder):
     """Stem (stride 2), then three stages of a strided conv and `PLAIN_LAYERS` conv-BN-ReLU
     layers. No skip connections: a gradient from the heads reaches the stem through all 13
     convolutions, unlike `tiny`, whose zero-initialised residual blocks start as identities."""
 
-    WIDTHS = TinyEncoder.WIDTHS
     PLAIN_LAYERS = 3
 
-    def __init__(self, in_channels: int, width_mult: float = 1.0, output_stride: int = 8) -> None:
-        super().__init__()
-        widths = [_make_divisible(w * width_mult) for w in self.WIDTHS]
-        strides = _Strides(output_stride)
-        stride, dil = strides.next(2)
-        stages = [_conv_bn(in_channels, widths[0], 3, stride, dil)]
-        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
-            stride, dil = strides.next(2)
-            layers = [_conv_bn(c_in, c_out, 3, stride, dil)]
-            layers += [_conv_bn(c_out, c_out, 3, 1, strides.dilation) for _ in range(self.PLAIN_LAYERS)]
-            stages.append(nn.Sequential(*layers))
-        self.stages = nn.ModuleList(stages)
-        self.feature_channels = widths
+    def stage_body(self, c: int, dilation: int) -> list[nn.Module]:
+        return [_conv_bn(c, c, 3, 1, dilation) for _ in range(self.PLAIN_LAYERS)]
 
 
 class _InvertedResidual(nn.Module):
