@@ -3,14 +3,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+LOCK := requirements.lock
+UV := uv==0.13.9
 
-$(STAMP): pyproject.toml
+.PHONY: demo test lint install lock clean
+
+# Every version comes from $(LOCK) (pip, setuptools and the project's whole dependency tree), the
+# same file the image installs from; torch is outside the lock (README: "Pinned versions").
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c $(LOCK) pip setuptools
 	# torch first, pinned: the CPU wheel where pip's index serves one (README: Quick start)
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-build-isolation -c $(LOCK) -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -28,6 +33,16 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Regenerates $(LOCK) from pyproject.toml's ranges (and the dev extra), torch left out: run it to
+# upgrade, review the diff, commit. A universal lock: one file for every platform and Python >= 3.10.
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q $(UV)
+	mkdir -p build
+	$(BIN)/python tools/lock_input.py > build/lock.in
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.10 --custom-compile-command 'make lock' \
+		build/lock.in -o $(LOCK)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -23,8 +23,24 @@ from unittest import mock
 
 from evaluator import testing as fakes
 
-# what tests/conftest.py's ray_session starts: restored after a cluster when it was running
-SESSION_RAY_KWARGS = {"num_cpus": 4, "num_gpus": 0, "include_dashboard": False, "log_to_driver": False}
+# what tests/conftest.py's ray_session starts: restored after a cluster when it was running.
+# `address="local"` starts a private Ray: never the cluster named by RAY_ADDRESS or by a
+# (possibly stale) /tmp/ray/ray_current_cluster that some other `ray start` left behind
+SESSION_RAY_KWARGS = {
+    "address": "local",
+    "num_cpus": 4,  # 4 logical CPUs on a 2-core machine: 2 trials and the driver side by side
+    "num_gpus": 0,
+    "include_dashboard": False,
+    "log_to_driver": False,
+}
+
+
+def start_session_ray() -> None:
+    """The suite's own local Ray, started once per process."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(**SESSION_RAY_KWARGS)
 LOOPBACK = "127.0.0.1"
 # a killed raylet is declared dead after about period x threshold (Ray's default is 15 s and more)
 FAST_HEALTH_CHECKS = {
@@ -103,7 +119,7 @@ def local_cluster(worker_nodes: int = 2, gpus_per_node: float = 2, cpus_per_node
         cluster.shutdown()
         _restore(address_file, previous)
         if had_session_ray:
-            ray.init(**SESSION_RAY_KWARGS)
+            start_session_ray()
 
 
 def connect(address: str) -> None:

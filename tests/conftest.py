@@ -8,14 +8,16 @@ import pytest
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+# the suite starts its own Ray; a test that means to join a cluster says so (tests/cluster_support.py)
+os.environ.pop("RAY_ADDRESS", None)
 
 
 @pytest.fixture(scope="session")
 def ray_session():
     import ray
 
-    if not ray.is_initialized():
-        # 4 logical CPUs on a 2-core machine: lets 2 trials and the driver run side by side
-        ray.init(num_cpus=4, num_gpus=0, include_dashboard=False, log_to_driver=False)
+    from tests.cluster_support import start_session_ray
+
+    start_session_ray()
     yield ray
     ray.shutdown()

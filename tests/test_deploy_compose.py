@@ -352,18 +352,64 @@ def test_everything_the_dockerfile_copies_exists_and_reaches_the_build_context()
         assert dockerignored(secret_or_junk), f"{secret_or_junk} would be sent to the Docker daemon"
 
 
-def test_image_pins_the_versions_the_tests_run_with():
+def locked_versions() -> dict[str, str]:
+    """requirements.lock's pins that apply to this interpreter and platform."""
+    from packaging.markers import Marker
+
     pins = {}
-    for line in (REPO / "docker" / "constraints.txt").read_text().splitlines():
+    for line in (REPO / "requirements.lock").read_text().splitlines():
         line = line.split("#")[0].strip()
-        if line:
-            name, _, pinned = line.partition("==")
-            pins[name] = pinned
-    assert "ray" in pins and "torch" not in pins  # torch comes from the base image
-    for name, pinned in pins.items():
-        assert version(name) == pinned, (
-            f"docker/constraints.txt pins {name}=={pinned}, tests run {version(name)}"
-        )
-    deps = [d for d in requires("auxnas") if "extra ==" not in d]
-    named = {re.split(r"[\[<>=!~ ;]", d, maxsplit=1)[0].lower() for d in deps}
-    assert set(pins) - {"starlette"} <= named, "a pin for a package the project does not depend on"
+        if not line:
+            continue
+        requirement, _, marker = line.partition(";")
+        if marker.strip() and not Marker(marker.strip()).evaluate():
+            continue
+        name, _, pinned = requirement.partition("==")
+        pins[canonical(name)] = pinned.strip()
+    return pins
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower().strip()
+
+
+def installed_tree(root: str, extras: tuple[str, ...], skip: set[str]) -> dict[str, str]:
+    """Every distribution `root` (with `extras`) needs here, recursively, but those in `skip`
+    and what only they need: name -> installed version."""
+    from packaging.requirements import Requirement
+
+    found: dict[str, str] = {}
+    todo = [(root, extras)]
+    while todo:
+        name, wanted = todo.pop()
+        for text in requires(name) or []:
+            req = Requirement(text)
+            env_ok = [not req.marker or req.marker.evaluate({"extra": e}) for e in (wanted or ("",))]
+            dep = canonical(req.name)
+            if not any(env_ok) or dep in skip or dep in found:
+                continue
+            found[dep] = version(dep)
+            todo.append((dep, tuple(req.extras)))
+    return found
+
+
+def test_the_lock_pins_exactly_what_the_tests_run_with():
+    pins = locked_versions()
+    assert "ray" in pins and "uvicorn" in pins and "pip" in pins and "setuptools" in pins
+    assert "torch" not in pins  # the installer's CPU/CUDA choice, or the base image's
+    tree = installed_tree("auxnas", ("dev",), skip={"torch"})
+    assert len(tree) > 50, sorted(tree)
+    for name, installed in sorted(tree.items()):
+        assert name in pins, f"{name}=={installed} runs in the tests but requirements.lock does not pin it"
+        assert installed == pins[name], f"requirements.lock pins {name}=={pins[name]}, tests run {installed}"
+    for name in ("pip", "setuptools"):  # the installer and the build backend are pinned too
+        assert version(name) == pins[name], f"requirements.lock pins {name}=={pins[name]}, venv has {version(name)}"
+
+
+def test_the_image_installs_from_the_lock():
+    instructions = dockerfile_instructions()
+    copies = " ".join(rest for word, rest in instructions if word == "COPY")
+    assert "requirements.lock" in copies
+    first = next(rest for word, rest in instructions if word == "RUN" and "pip install" in rest)
+    assert first.index("cp requirements.lock constraints.txt") < first.index("pip install")
+    assert not (REPO / "docker" / "constraints.txt").exists(), "a second list of pins next to the lock"
