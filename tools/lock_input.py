@@ -3,8 +3,9 @@
 (the venv's installer and the project's build backend are pinned too)."""
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
 requirements = project["dependencies"] + project["optional-dependencies"]["dev"] + ["pip", "setuptools"]
