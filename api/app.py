@@ -15,14 +15,14 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from api import errors
-from api.auth import require_token
-from api.limits import RequestGuard, max_body_bytes_from_env
-from api.routers import health, plots, searches, space
-from api.schemas import Problem, ValidationProblem
-from db.engine import make_engine
-from db.migrate import migrate
-from db.storage import SqlStorage
+from auxnas.api import errors
+from auxnas.api.auth import require_token
+from auxnas.api.limits import RequestGuard, max_body_bytes_from_env
+from auxnas.api.routers import health, plots, searches, space
+from auxnas.api.schemas import Problem, ValidationProblem
+from auxnas.db.engine import make_engine
+from auxnas.db.migrate import migrate
+from auxnas.db.storage import SqlStorage
 
 DESCRIPTION = (
     "Search auxiliary modules for multi-task networks (Liu et al., 2019). `POST /searches` with a "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import HTTPException, Path, Request, status
 
-from db.storage import SqlStorage
+from auxnas.db.storage import SqlStorage
 
 # ids and offsets fit a signed 64-bit integer (SQLite INTEGER, PostgreSQL BIGINT)
 MAX_ID = 2**63 - 1

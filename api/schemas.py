@@ -9,11 +9,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from controller.config import CONFIG_SCHEMA_VERSION, SearchConfig
-from controller.storage import TrialRecord
-from controller.verdict import verdict_of
-from db.views import SearchSummary
-from evaluator.config import describe_validation_error
+from auxnas.controller.config import CONFIG_SCHEMA_VERSION, SearchConfig
+from auxnas.controller.storage import TrialRecord
+from auxnas.controller.verdict import verdict_of
+from auxnas.db.views import SearchSummary
+from auxnas.evaluator.config import describe_validation_error
 
 SearchStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 TrialStatus = Literal["waiting", "running", "succeeded", "failed", "pruned", "cached"]

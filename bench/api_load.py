@@ -60,7 +60,7 @@ def free_port() -> int:
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     out = open(log, "ab")  # noqa: SIM115 - the child owns it
     return subprocess.Popen(
-        [sys.executable, "-m", "cli", *args], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "auxnas.cli", *args], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
     )
 
 

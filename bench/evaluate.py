@@ -37,7 +37,7 @@ def load_text() -> str:
 
 
 def bench_generation() -> None:
-    from evaluator.data.synthetic import generate
+    from auxnas.evaluator.data.synthetic import generate
 
     t = time.perf_counter()
     generate(1000, 64, seed=12345)
@@ -53,10 +53,10 @@ def _std(values: list[float]) -> float:
 def bench_preset(config_path: str, n_genotypes: int, n_seeds: int) -> None:
     import torch
 
-    from controller.config import load_search_config
-    from evaluator.data import load_dataset
-    from evaluator.evaluate import evaluate
-    from search_space import SearchSpace, basic_genotype, sample_genotype
+    from auxnas.controller.config import load_search_config
+    from auxnas.evaluator.data import load_dataset
+    from auxnas.evaluator.evaluate import evaluate
+    from auxnas.search_space import SearchSpace, basic_genotype, sample_genotype
 
     cfg = load_search_config(config_path).eval_config()
     print(
@@ -150,9 +150,9 @@ def _write_nyuv2_shaped(root: Path, n_train: int, n_val: int) -> None:
 def bench_gpu(steps: int) -> None:
     import torch
 
-    from controller.config import load_search_config
-    from evaluator.remote import run_trial
-    from search_space import SearchSpace, basic_genotype, sample_genotype
+    from auxnas.controller.config import load_search_config
+    from auxnas.evaluator.remote import run_trial
+    from auxnas.search_space import SearchSpace, basic_genotype, sample_genotype
 
     if not torch.cuda.is_available():
         print("gpu: CUDA is not available here; skipped")

@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:
-    from evaluator.config import EvalConfig
-    from evaluator.evaluate import evaluate
-    from evaluator.tasks import make_task
-    from search_space import SearchSpace, basic_genotype, sample_genotype
+    from auxnas.evaluator.config import EvalConfig
+    from auxnas.evaluator.evaluate import evaluate
+    from auxnas.evaluator.tasks import make_task
+    from auxnas.search_space import SearchSpace, basic_genotype, sample_genotype
 
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     if not args:
@@ -41,7 +41,7 @@ def main() -> None:
         r = evaluate(cfg.model_copy(update={"seed": seed}), genotype)
         if not r.ok:
             raise SystemExit(f"evaluation failed: {r.error}")
-        from evaluator.data import load_dataset
+        from auxnas.evaluator.data import load_dataset
 
         infos = load_dataset(cfg.data, cfg.tasks).tasks
         scores = {t: r.metrics[t][make_task(infos[t]).score_metric] for t in cfg.tasks}

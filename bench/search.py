@@ -28,10 +28,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
-from controller.config import SearchConfig  # noqa: E402
-from controller.driver import SearchDriver, SearchOutcome, SearchProgress  # noqa: E402
-from controller.storage import InMemoryStorage  # noqa: E402
-from evaluator import testing as fakes  # noqa: E402
+from auxnas.controller.config import SearchConfig  # noqa: E402
+from auxnas.controller.driver import SearchDriver, SearchOutcome, SearchProgress  # noqa: E402
+from auxnas.controller.storage import InMemoryStorage  # noqa: E402
+from auxnas.evaluator import testing as fakes  # noqa: E402
 
 TASKS = ["segmentation", "depth", "normal"]
 

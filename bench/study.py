@@ -54,8 +54,8 @@ def _cached_evaluate(config, genotype, early_stop_below=None):
     import json as _json
     import os as _os
 
-    from evaluator.evaluate import evaluate
-    from evaluator.result import EvalResult
+    from auxnas.evaluator.evaluate import evaluate
+    from auxnas.evaluator.result import EvalResult
 
     cache_dir = _os.environ.get("AUXNAS_STUDY_CACHE")
     if early_stop_below is not None or not cache_dir:
@@ -84,7 +84,7 @@ _PRESETS: dict = {}  # read once at the start: a preset edited while the study r
 
 
 def load_preset(preset: str):
-    from controller.config import load_search_config
+    from auxnas.controller.config import load_search_config
 
     if preset not in _PRESETS:
         _PRESETS[preset] = load_search_config(preset_path(preset))
@@ -112,8 +112,8 @@ def preset_config(
 
 # --- one search -------------------------------------------------------------------------------------
 def run_search(config, search_id: int, img_dir: Path | None):
-    from controller.driver import SearchDriver
-    from controller.storage import InMemoryStorage
+    from auxnas.controller.driver import SearchDriver
+    from auxnas.controller.storage import InMemoryStorage
 
     storage = InMemoryStorage()
     with tempfile.TemporaryDirectory() as ck:
@@ -131,7 +131,7 @@ def run_search(config, search_id: int, img_dir: Path | None):
     # Joint has no genotype: when it is the best, the retrain's `searched` row is the best candidate
     searched = best if best and best.genotype else best_candidate
     if img_dir is not None:
-        from controller.plots import render
+        from auxnas.controller.plots import render
 
         img_dir.mkdir(parents=True, exist_ok=True)
         for name in ("reward", "ops", "genotype"):
@@ -161,8 +161,8 @@ def run_retrains(jobs: list[tuple[str, int, object, dict]]) -> dict[tuple[str, i
     """Retrain (Joint, basic, searched, Single per task) for each (preset, seed) as parallel Ray tasks."""
     import ray
 
-    from evaluator.retrain import retrain
-    from search_space import Genotype
+    from auxnas.evaluator.retrain import retrain
+    from auxnas.search_space import Genotype
 
     remote = ray.remote(num_cpus=1)(retrain)
     refs = {
@@ -431,7 +431,7 @@ def separation_lines(runs: dict, seeds: list[int]) -> list[str]:
 
 def _score_metric_names(row_by_name: dict, task: str) -> list[str]:
     """The task's score metric (the one in the reward) and, for segmentation, pixel accuracy."""
-    from evaluator.tasks import _KINDS
+    from auxnas.evaluator.tasks import _KINDS
 
     names = [_KINDS[task].score_metric] if task in _KINDS else []
     recorded = next((v["metrics"][task] for v in row_by_name.values() if v["metrics"].get(task)), {})
@@ -475,7 +475,7 @@ def main() -> None:
         help="Markdown file whose generated section (between the study markers) is rewritten",
     )
     args = ap.parse_args()
-    from evaluator.config import ConfigError
+    from auxnas.evaluator.config import ConfigError
 
     for p in args.presets:
         if not preset_path(p).exists():

@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from cli.main import fail
+from auxnas.cli.main import fail
 
 
 def register(app: typer.Typer) -> None:
@@ -45,11 +45,11 @@ def calibrate(
     """Score Joint, basic and random genotypes under independent replicates: is the reward signal or noise?"""
     from pydantic import ValidationError
 
-    from cli.search import _run, load_evaluator
-    from cli.search_run import open_database
-    from controller.config import CalibrateSection, load_search_config
-    from evaluator.config import ConfigError, describe_validation_error
-    from worker.loop import default_data_dir
+    from auxnas.cli.search import _run, load_evaluator
+    from auxnas.cli.search_run import open_database
+    from auxnas.controller.config import CalibrateSection, load_search_config
+    from auxnas.evaluator.config import ConfigError, describe_validation_error
+    from auxnas.worker.loop import default_data_dir
 
     try:
         section = CalibrateSection(genotypes=genotypes, replicates=replicates)
@@ -91,7 +91,7 @@ def calibrate(
 
 
 def _write_scatter(outcome: Any, path: Path, name: str) -> None:
-    from controller.plots import PlotError, render
+    from auxnas.controller.plots import PlotError, render
 
     try:
         path.write_bytes(render("calibration", outcome.trials, title=f"calibration of {name!r}"))

@@ -19,7 +19,7 @@ from typing import Any
 
 import typer
 
-from cli.main import fail, start_ray
+from auxnas.cli.main import fail, start_ray
 
 
 def register(app: typer.Typer) -> None:
@@ -33,8 +33,8 @@ def diagnose(
     output: Path | None = typer.Option(None, "--output", "-o", help="Also write the JSON to this file."),
 ) -> None:
     """Single-task vs Joint per task (task competition) and basic vs Joint, over several seeds."""
-    from controller.config import load_search_config
-    from evaluator.config import ConfigError
+    from auxnas.controller.config import load_search_config
+    from auxnas.evaluator.config import ConfigError
 
     if seeds < 2:
         fail(f"--seeds: need at least 2 seeds for a std (3 for the task-competition figure), got {seeds}")
@@ -50,9 +50,9 @@ def diagnose(
     if output is not None and output.is_dir():
         fail(f"--output: {output} is a directory")
 
-    from evaluator.data import load_dataset
-    from evaluator.tasks import make_task
-    from search_space import SearchSpace, SpaceError, basic_genotype
+    from auxnas.evaluator.data import load_dataset
+    from auxnas.evaluator.tasks import make_task
+    from auxnas.search_space import SearchSpace, SpaceError, basic_genotype
 
     try:
         space = SearchSpace(num_inputs=cfg.model.num_aux_inputs, tasks=tuple(cfg.tasks))
@@ -89,7 +89,7 @@ def _run_all(jobs: list, parallel: int, resources: Any) -> list:
 
     import ray
 
-    from evaluator.remote import check_resources, get_result, submit
+    from auxnas.evaluator.remote import check_resources, get_result, submit
 
     start_ray()
     try:
@@ -117,7 +117,7 @@ def _run_all(jobs: list, parallel: int, resources: Any) -> list:
 
 
 def _document(path, name, cfg, base_seeds, score_metric, jobs, results) -> dict:
-    from controller.diagnosis import Runs, diagnose
+    from auxnas.controller.diagnosis import Runs, diagnose
 
     rows: dict[str, list] = {}
     for (row, seed, _, _), r in zip(jobs, results, strict=True):

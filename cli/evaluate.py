@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from cli.main import fail
+from auxnas.cli.main import fail
 
 
 def register(app: typer.Typer) -> None:
@@ -33,8 +33,8 @@ def evaluate(
     ),
 ) -> None:
     """Train one candidate on meta-train and score its main network on meta-val."""
-    from controller.config import load_search_config
-    from evaluator.config import ConfigError
+    from auxnas.controller.config import load_search_config
+    from auxnas.evaluator.config import ConfigError
 
     try:
         cfg = load_search_config(config).eval_config()
@@ -44,7 +44,9 @@ def evaluate(
         cfg = cfg.model_copy(update={"seed": seed})
     geno, label = _genotype(genotype, cfg)
 
-    from evaluator.evaluate import evaluate as run_evaluation  # torch: only once the arguments are known
+    from auxnas.evaluator.evaluate import (
+        evaluate as run_evaluation,  # torch: only once the arguments are known
+    )
 
     if not as_json:
         k = cfg.train.reward_seeds
@@ -64,7 +66,7 @@ def evaluate(
 
 
 def _genotype(choice: str, cfg):
-    from search_space import GenotypeError, SearchSpace, SpaceError, basic_genotype, load_genotype_file
+    from auxnas.search_space import GenotypeError, SearchSpace, SpaceError, basic_genotype, load_genotype_file
 
     if choice == "none":
         return None, "Joint baseline (no auxiliary modules)"
@@ -88,8 +90,8 @@ def _print_table(result, cfg, label: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from evaluator.data import load_dataset
-    from evaluator.tasks import make_task
+    from auxnas.evaluator.data import load_dataset
+    from auxnas.evaluator.tasks import make_task
 
     console = Console()
     if not result.ok:

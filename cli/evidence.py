@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from cli.main import fail
-from cli.service import DB_OPTION
+from auxnas.cli.main import fail
+from auxnas.cli.service import DB_OPTION
 
 
 def register(app: typer.Typer) -> None:
@@ -28,9 +28,9 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Train Joint, basic and GENOTYPE on the whole training split and score them on the test split."""
-        from controller.config import load_search_config
-        from evaluator.config import ConfigError
-        from search_space import GenotypeError, load_genotype_file
+        from auxnas.controller.config import load_search_config
+        from auxnas.evaluator.config import ConfigError
+        from auxnas.search_space import GenotypeError, load_genotype_file
 
         try:
             config = load_search_config(config_file)
@@ -44,8 +44,8 @@ def register(app: typer.Typer) -> None:
         if steps is not None:
             eval_config.train.steps = steps
 
-        from evaluator.evaluate import check_genotype
-        from evaluator.retrain import retrain as run_retrain
+        from auxnas.evaluator.evaluate import check_genotype
+        from auxnas.evaluator.retrain import retrain as run_retrain
 
         try:
             check_genotype(eval_config, genotype)
@@ -83,8 +83,8 @@ def plots(
     database_url: str | None = DB_OPTION,
 ) -> None:
     """Write reward.png, ops.png and genotype.png of a search (from the database)."""
-    from cli.service import _storage
-    from controller.plots import PLOT_NAMES, PlotError, render
+    from auxnas.cli.service import _storage
+    from auxnas.controller.plots import PLOT_NAMES, PlotError, render
 
     storage = _storage(database_url)
     try:

@@ -24,12 +24,12 @@ app = typer.Typer(
 DEFAULT_TASKS = ["segmentation", "depth", "normal"]
 # modules that add commands to `app`; each defines `register(app)`
 COMMAND_MODULES = (
-    "cli.evaluate",
-    "cli.calibrate",
-    "cli.search",
-    "cli.service",
-    "cli.evidence",
-    "cli.diagnose",
+    "auxnas.cli.evaluate",
+    "auxnas.cli.calibrate",
+    "auxnas.cli.search",
+    "auxnas.cli.service",
+    "auxnas.cli.evidence",
+    "auxnas.cli.diagnose",
 )
 
 
@@ -38,7 +38,7 @@ def start_ray() -> None:
     cannot), and keep Ray's own log lines out of the command's output."""
     import logging
 
-    from worker.ray_runtime import RayStartError, ensure_ray
+    from auxnas.worker.ray_runtime import RayStartError, ensure_ray
 
     try:
         ensure_ray()
@@ -64,7 +64,7 @@ def space(
     basic: bool = typer.Option(False, "--basic", help="Print the `basic` genotype JSON instead."),
 ) -> None:
     """Print the search space (ops, aggregators, token layout, number of genotypes) as JSON."""
-    from search_space import SearchSpace, SpaceError, basic_genotype
+    from auxnas.search_space import SearchSpace, SpaceError, basic_genotype
 
     if ctx.args and ctx.get_parameter_source("tasks").name != "COMMANDLINE":
         fail(f"unexpected argument {ctx.args[0]!r}")
@@ -85,7 +85,7 @@ def _split_tasks(tasks: list[str]) -> list[str]:
 @app.command()
 def validate(file: Path = typer.Argument(..., help="Genotype JSON file.")) -> None:
     """Check a genotype JSON file: a one-line summary, or one line naming the problem (exit 2)."""
-    from search_space import GenotypeError, load_genotype_file
+    from auxnas.search_space import GenotypeError, load_genotype_file
 
     try:
         genotype, doc = load_genotype_file(file)

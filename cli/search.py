@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 import typer
 from typer.core import TyperCommand
 
-from cli.main import fail, start_ray
-from cli.search_run import RESUME_LATEST, CliRun
+from auxnas.cli.main import fail, start_ray
+from auxnas.cli.search_run import RESUME_LATEST, CliRun
 
 if TYPE_CHECKING:
-    from controller.config import SearchConfig
-    from controller.driver import SearchOutcome
-    from controller.storage import TrialRecord
+    from auxnas.controller.config import SearchConfig
+    from auxnas.controller.driver import SearchOutcome
+    from auxnas.controller.storage import TrialRecord
 
 EVALUATOR_HELP = (
     "What scores a genotype: 'train' (trains and scores it), a name registered in the "
@@ -61,12 +61,12 @@ def register(app: typer.Typer) -> None:
         evaluator: str = typer.Option("train", "--evaluator", help=EVALUATOR_HELP, metavar="NAME"),
     ) -> None:
         """Search auxiliary modules: Joint and basic first, then the controller until the budget is spent."""
-        from cli.search_run import open_database, resume_target
-        from controller.config import load_search_config
-        from controller.driver import space_for
-        from evaluator.config import ConfigError
-        from search_space import SpaceError
-        from worker.loop import default_data_dir
+        from auxnas.cli.search_run import open_database, resume_target
+        from auxnas.controller.config import load_search_config
+        from auxnas.controller.driver import space_for
+        from auxnas.evaluator.config import ConfigError
+        from auxnas.search_space import SpaceError
+        from auxnas.worker.loop import default_data_dir
 
         try:
             config = load_search_config(config_file)
@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
         outcome, run_dir = _run(config, storage, resume_id, runs, lease, fn)
         _print_summary(config, outcome)
         if outcome.best is not None:
-            from controller.export import genotype_document
+            from auxnas.controller.export import genotype_document
 
             doc = genotype_document(outcome.best, outcome.search_id, config.name)
             text = json.dumps(doc, indent=2) + "\n"
@@ -109,7 +109,7 @@ def register(app: typer.Typer) -> None:
 
 def _export_greedy(config: SearchConfig, checkpoint_dir: Path, path: Path) -> None:
     """The trained policy's argmax genotype (not evaluated: a hint of where the search went)."""
-    from controller.export import greedy_genotype
+    from auxnas.controller.export import greedy_genotype
 
     try:
         genotype = greedy_genotype(config, checkpoint_dir)
@@ -122,7 +122,7 @@ def _export_greedy(config: SearchConfig, checkpoint_dir: Path, path: Path) -> No
 
 def load_evaluator(name: str) -> Any:
     """`--evaluator NAME` -> the evaluate function (exit 2 naming the known ones)."""
-    from evaluator.plugins import EVALUATORS, PluginError, load_callable
+    from auxnas.evaluator.plugins import EVALUATORS, PluginError, load_callable
 
     try:
         return load_callable(name, EVALUATORS)
@@ -141,8 +141,8 @@ def _run(
 ) -> tuple[SearchOutcome, Path]:
     """Run the search under a lease; returns its outcome and run directory."""
 
-    from cli.search_run import start_run
-    from db.storage import LeaseLost
+    from auxnas.cli.search_run import start_run
+    from auxnas.db.storage import LeaseLost
 
     start_ray()
 
@@ -169,8 +169,8 @@ def _drive(
         TimeRemainingColumn,
     )
 
-    from controller.driver import SearchDriver, SearchProgress
-    from db.storage import LeaseLost
+    from auxnas.controller.driver import SearchDriver, SearchProgress
+    from auxnas.db.storage import LeaseLost
 
     console = Console(stderr=True)
     progress = Progress(
@@ -248,7 +248,7 @@ def _config_hint(config: SearchConfig) -> str:
 
 def _score_name(values: dict[str, float]) -> str | None:
     """The metric a task is scored by (the built-in tasks' `score_metric`), else its first one."""
-    from evaluator.tasks import Task
+    from auxnas.evaluator.tasks import Task
 
     scores = {cls.score_metric for cls in Task.__subclasses__()}
     return next((n for n in values if n in scores), next(iter(values), None))
@@ -258,7 +258,7 @@ def _print_summary(config: SearchConfig, outcome: SearchOutcome) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from search_space import parse_genotype
+    from auxnas.search_space import parse_genotype
 
     console = Console()
     rows = (("Joint", outcome.joint), ("basic", outcome.basic), ("best found", outcome.best))
@@ -313,7 +313,7 @@ def _print_summary(config: SearchConfig, outcome: SearchOutcome) -> None:
                 f"  {cell.task}:{cell.index} = {cell.aggregator}("
                 f"{cell.adaptors[0]}({cell.inputs[0]}), {cell.adaptors[1]}({cell.inputs[1]}))"
             )
-    from controller.verdict import verdict
+    from auxnas.controller.verdict import verdict
 
     noise = (outcome.fidelity or {}).get("noise")
     line = verdict(

@@ -17,12 +17,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cli.main import fail
+from auxnas.cli.main import fail
 
 if TYPE_CHECKING:
-    from controller.config import SearchConfig
-    from db.storage import SqlStorage
-    from worker.loop import Heartbeat
+    from auxnas.controller.config import SearchConfig
+    from auxnas.db.storage import SqlStorage
+    from auxnas.worker.loop import Heartbeat
 
 RESUME_LATEST = "latest"  # `--resume` given without an id
 
@@ -32,7 +32,7 @@ def run_dir_of(runs_dir: Path, search_id: int) -> Path:
 
 
 def open_database() -> SqlStorage:
-    from cli.service import _storage
+    from auxnas.cli.service import _storage
 
     return _storage(None)
 
@@ -77,9 +77,9 @@ def start_run(
     storage: SqlStorage, config: SearchConfig, resume_id: int | None, runs_dir: Path, lease_seconds: float
 ) -> CliRun:
     """Create the search (or take over `resume_id`) under this process, and start renewing its lease."""
-    from db.models import utcnow
-    from db.storage import LeaseLost
-    from worker.loop import Heartbeat
+    from auxnas.db.models import utcnow
+    from auxnas.db.storage import LeaseLost
+    from auxnas.worker.loop import Heartbeat
 
     owner = f"cli:{socket.gethostname()}:{os.getpid()}"
     until = utcnow() + timedelta(seconds=lease_seconds)  # no later than the lease stored below

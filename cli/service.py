@@ -16,8 +16,8 @@ from typing import Any
 
 import typer
 
-from cli.main import fail
-from cli.search import EVALUATOR_HELP
+from auxnas.cli.main import fail
+from auxnas.cli.search import EVALUATOR_HELP
 
 DB_OPTION = typer.Option(
     None,
@@ -40,9 +40,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _storage(database_url: str | None):  # noqa: ANN202
-    from db.engine import DatabaseError
-    from db.migrate import migrate
-    from db.storage import SqlStorage
+    from auxnas.db.engine import DatabaseError
+    from auxnas.db.migrate import migrate
+    from auxnas.db.storage import SqlStorage
 
     try:
         storage = SqlStorage(database_url, owner=None)
@@ -74,9 +74,9 @@ def serve(
     """Run the REST API, and one embedded worker process unless --no-worker."""
     import uvicorn
 
-    from api.app import create_app
-    from db.engine import DatabaseError
-    from db.engine import database_url as resolve_url
+    from auxnas.api.app import create_app
+    from auxnas.db.engine import DatabaseError
+    from auxnas.db.engine import database_url as resolve_url
 
     url = resolve_url(database_url)
     _check_port_free(host, port)
@@ -124,7 +124,7 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 def _safe(url: str) -> str:
-    from db.migrate import safe_url
+    from auxnas.db.migrate import safe_url
 
     return safe_url(url)
 
@@ -144,10 +144,10 @@ class EmbeddedWorker:
         self.thread.start()
 
     def _spawn(self) -> subprocess.Popen:
-        from worker.parent_watch import PARENT_PID_ENV
+        from auxnas.worker.parent_watch import PARENT_PID_ENV
 
         env = {**os.environ, "AUXNAS_DATABASE_URL": self.url, PARENT_PID_ENV: str(os.getpid())}
-        return subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=env)
+        return subprocess.Popen([sys.executable, "-m", "auxnas.cli", "worker"], env=env)
 
     def _supervise(self) -> None:
         while not self.stopping.is_set():
@@ -189,10 +189,10 @@ def worker(
     evaluator: str = typer.Option("train", "--evaluator", help=EVALUATOR_HELP, metavar="NAME"),
 ) -> None:
     """Claim queued searches (and ones whose worker died) from the database and run them."""
-    from cli.search import load_evaluator
-    from worker.loop import Worker
-    from worker.parent_watch import exit_with_parent
-    from worker.ray_runtime import RayStartError, ensure_ray
+    from auxnas.cli.search import load_evaluator
+    from auxnas.worker.loop import Worker
+    from auxnas.worker.parent_watch import exit_with_parent
+    from auxnas.worker.ray_runtime import RayStartError, ensure_ray
 
     exit_with_parent()  # an embedded worker: SIGTERM when its `auxnas serve` dies
     _logging()
@@ -325,7 +325,7 @@ def _status_one(storage, search_id: int, limit: int, as_json: bool) -> None:  # 
             f"interrupted its lease expired at {_when(s.lease_expires_at)}: `auxnas search CONFIG --resume {s.id}` "
             "or any worker continues it"
         )
-    from controller.verdict import verdict_of
+    from auxnas.controller.verdict import verdict_of
 
     line = verdict_of(s.best_reward, s.baselines, s.fidelity)
     if line:
@@ -421,8 +421,8 @@ def export(
     database_url: str | None = DB_OPTION,
 ) -> None:
     """Write the best genotype of a search as genotype JSON v1 (reward, metrics and search included)."""
-    from db.storage import UnknownSearch
-    from search_space import GenotypeError, parse_genotype
+    from auxnas.db.storage import UnknownSearch
+    from auxnas.search_space import GenotypeError, parse_genotype
 
     storage = _storage(database_url)
     try:

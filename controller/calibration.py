@@ -14,11 +14,11 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from controller.config import CalibrateSection, SearchConfig
-from controller.fidelity import FidelityReport, fidelity_report
-from controller.storage import TrialRecord
-from evaluator.config import EvalConfig
-from search_space import Genotype, SearchSpace, basic_genotype, sample_genotype
+from auxnas.controller.config import CalibrateSection, SearchConfig
+from auxnas.controller.fidelity import FidelityReport, fidelity_report
+from auxnas.controller.storage import TrialRecord
+from auxnas.evaluator.config import EvalConfig
+from auxnas.search_space import Genotype, SearchSpace, basic_genotype, sample_genotype
 
 PHASE = "calibration"
 JOINT = "joint"

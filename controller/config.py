@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from evaluator.config import EvalConfig, _Section, load_config
+from auxnas.evaluator.config import EvalConfig, _Section, load_config
 
 # Version of the config schema that stored searches carry (key `schema_version` of the stored
 # JSON). 1: before bounds and strict types (stored without the key); 2: bounded, strict numbers.

@@ -29,17 +29,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from controller import calibration
-from controller.checkpoint import CheckpointDir, CheckpointError
-from controller.config import SearchConfig
-from controller.export import best_trial
-from controller.storage import SPENT_STATUSES as SPENT
-from controller.storage import IterationRecord, SearchStorage, TrialRecord
-from controller.strategies import Strategy, make_strategy
-from evaluator.remote import check_resources
-from evaluator.result import EvalResult, one_line
-from evaluator.starts import StartWatch
-from search_space import Genotype, SearchSpace, SpaceError, basic_genotype
+from auxnas.controller import calibration
+from auxnas.controller.checkpoint import CheckpointDir, CheckpointError
+from auxnas.controller.config import SearchConfig
+from auxnas.controller.export import best_trial
+from auxnas.controller.storage import SPENT_STATUSES as SPENT
+from auxnas.controller.storage import IterationRecord, SearchStorage, TrialRecord
+from auxnas.controller.strategies import Strategy, make_strategy
+from auxnas.evaluator.remote import check_resources
+from auxnas.evaluator.result import EvalResult, one_line
+from auxnas.evaluator.starts import StartWatch
+from auxnas.search_space import Genotype, SearchSpace, SpaceError, basic_genotype
 
 log = logging.getLogger("auxnas.controller")
 
@@ -558,7 +558,7 @@ class SearchDriver:
         running to its outcome as it happens; a system failure sends the row back to waiting."""
         import ray
 
-        from evaluator.remote import get_result, submit
+        from auxnas.evaluator.remote import get_result, submit
 
         pending = deque(trials)
         while pending or self._running:

@@ -17,7 +17,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from search_space import Genotype, SearchSpace
+from auxnas.search_space import Genotype, SearchSpace
 
 
 def space_from_env_config(env_config: dict[str, Any]) -> SearchSpace:

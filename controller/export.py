@@ -6,10 +6,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from controller.checkpoint import CheckpointDir, CheckpointError
-from controller.config import SearchConfig
-from controller.storage import TrialRecord
-from search_space import Genotype, parse_genotype
+from auxnas.controller.checkpoint import CheckpointDir, CheckpointError
+from auxnas.controller.config import SearchConfig
+from auxnas.controller.storage import TrialRecord
+from auxnas.search_space import Genotype, parse_genotype
 
 # The one rule for "the best trial", used by the driver, the CLI, the REST API and the plots
 # (db.views expresses the same rule in SQL from these constants): the highest reward among
@@ -54,7 +54,7 @@ def greedy_genotype(config: SearchConfig, checkpoint_dir: str | Path) -> Genotyp
     from ray.rllib.core.columns import Columns
     from ray.rllib.core.rl_module.rl_module import RLModule
 
-    from controller.driver import space_for
+    from auxnas.controller.driver import space_for
 
     ckpt = CheckpointDir(checkpoint_dir)
     state = ckpt.load_state()

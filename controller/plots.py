@@ -16,9 +16,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from controller.export import best_trial, is_best_eligible  # noqa: E402
-from controller.storage import TrialRecord  # noqa: E402
-from search_space import ADAPTOR_OPS, AGGREGATORS, Genotype  # noqa: E402
+from auxnas.controller.export import best_trial, is_best_eligible  # noqa: E402
+from auxnas.controller.storage import TrialRecord  # noqa: E402
+from auxnas.search_space import ADAPTOR_OPS, AGGREGATORS, Genotype  # noqa: E402
 
 PLOT_NAMES = ("reward", "ops", "genotype", "calibration")
 

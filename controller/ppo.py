@@ -21,10 +21,10 @@ from ray.rllib.utils.metrics import (
     NUM_ENV_STEPS_SAMPLED_LIFETIME,
 )
 
-from controller.config import SearchConfig
-from controller.env import TokenEnv
-from controller.rl_module import ControllerRLModule
-from search_space import SearchSpace
+from auxnas.controller.config import SearchConfig
+from auxnas.controller.env import TokenEnv
+from auxnas.controller.rl_module import ControllerRLModule
+from auxnas.search_space import SearchSpace
 
 MODULE_ID = "default_policy"
 

@@ -21,8 +21,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from controller.config import SearchConfig
-from search_space import Genotype, SearchSpace, sample_genotype
+from auxnas.controller.config import SearchConfig
+from auxnas.search_space import Genotype, SearchSpace, sample_genotype
 
 STRATEGIES = ("ppo", "random")
 
@@ -111,7 +111,7 @@ class PPOStrategy(Strategy):
     name = "ppo"
 
     def __init__(self, config: SearchConfig, space: SearchSpace) -> None:
-        from controller.ppo import build_ppo_config
+        from auxnas.controller.ppo import build_ppo_config
 
         self.config = config
         self.space = space

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, literal, or_, select, update
 
-from db.engine import transaction
-from db.models import Search, UTCDateTime, utcnow
-from db.storage import SqlStorage
+from auxnas.db.engine import transaction
+from auxnas.db.models import Search, UTCDateTime, utcnow
+from auxnas.db.storage import SqlStorage
 
 
 @dataclass(frozen=True)

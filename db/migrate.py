@@ -12,7 +12,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from db.engine import DatabaseError, database_url, make_engine
+from auxnas.db.engine import DatabaseError, database_url, make_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # any constant: the key of the PostgreSQL advisory lock that serialises concurrent upgrades

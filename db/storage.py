@@ -17,16 +17,16 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from controller.storage import (
+from auxnas.controller.storage import (
     SEARCH_STATUSES,
     IterationRecord,
     SearchStorage,
     TrialRecord,
     apply_transition,
 )
-from db import views
-from db.engine import make_engine, session_factory, transaction
-from db.models import Iteration, Search, Trial, utcnow
+from auxnas.db import views
+from auxnas.db.engine import make_engine, session_factory, transaction
+from auxnas.db.models import Iteration, Search, Trial, utcnow
 
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
 
@@ -290,7 +290,7 @@ class SqlStorage(SearchStorage):
 
     def best_genotype_json(self, search_id: int) -> dict[str, Any] | None:
         """Genotype JSON v1 of the best trial (controller.export's rule and document); None if none."""
-        from controller.export import genotype_document
+        from auxnas.controller.export import genotype_document
 
         with self.engine.connect() as conn:
             search = conn.execute(select(Search.name).where(Search.id == search_id)).first()

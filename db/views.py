@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Integer, and_, bindparam, case, func, select
 
-from controller.export import BEST_KINDS, BEST_PHASE, BEST_STATUS
-from controller.storage import SPENT_STATUSES as SPENT
-from db.models import Search, Trial
+from auxnas.controller.export import BEST_KINDS, BEST_PHASE, BEST_STATUS
+from auxnas.controller.storage import SPENT_STATUSES as SPENT
+from auxnas.db.models import Search, Trial
 
 # trials that can be "the best": the rule of controller.export, in SQL
 _SCORED = and_(

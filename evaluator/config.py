@@ -95,7 +95,7 @@ class DataConfig(_Section):
     @field_validator("name")
     @classmethod
     def _known_dataset(cls, v: str) -> str:
-        from evaluator import plugins
+        from auxnas.evaluator import plugins
 
         if (
             v in ("synthetic", "nyuv2")

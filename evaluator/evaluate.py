@@ -41,17 +41,17 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from evaluator import warmstart
-from evaluator.augment import augment
-from evaluator.data import Dataset, Split, load_dataset, search_splits
-from evaluator.networks import build_network
-from evaluator.result import EvalResult
-from evaluator.tasks import Task, make_task
-from evaluator.weighting import make_weighting
+from auxnas.evaluator import warmstart
+from auxnas.evaluator.augment import augment
+from auxnas.evaluator.data import Dataset, Split, load_dataset, search_splits
+from auxnas.evaluator.networks import build_network
+from auxnas.evaluator.result import EvalResult
+from auxnas.evaluator.tasks import Task, make_task
+from auxnas.evaluator.weighting import make_weighting
 
 if TYPE_CHECKING:
-    from evaluator.config import EvalConfig, TrainConfig
-    from search_space import Genotype
+    from auxnas.evaluator.config import EvalConfig, TrainConfig
+    from auxnas.search_space import Genotype
 
 PHASES = ("search", "final")
 _AUX_SEED_OFFSET = 7919  # auxiliary-module init draws from its own seed
@@ -345,7 +345,7 @@ class _Trial:
             self.model.load_state_dict(init_state, strict=True)
         self.aux: nn.Module | None = None
         if genotype is not None:
-            from search_space.builder import AuxiliaryModules
+            from auxnas.search_space.builder import AuxiliaryModules
 
             torch.manual_seed(config.seed + _AUX_SEED_OFFSET)
             p = config.model.num_aux_inputs
@@ -523,7 +523,7 @@ class _Trial:
         return metrics, reward
 
     def _params(self) -> dict[str, int]:
-        from search_space.builder import count_parameters
+        from auxnas.search_space.builder import count_parameters
 
         return {
             "main_params": count_parameters(self.model),

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from evaluator import plugins
+from auxnas.evaluator import plugins
 
 BUILTIN_DATASETS = ("synthetic", "nyuv2")
 ALLOWED_DATASETS_ENV = "AUXNAS_DATASETS"

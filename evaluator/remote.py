@@ -26,13 +26,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from evaluator.result import EvalResult, one_line
+from auxnas.evaluator.result import EvalResult, one_line
 
 if TYPE_CHECKING:
     import ray
 
-    from evaluator.config import EvalConfig
-    from search_space import Genotype
+    from auxnas.evaluator.config import EvalConfig
+    from auxnas.search_space import Genotype
 
 EvaluateFn = Callable[..., EvalResult]
 
@@ -50,7 +50,7 @@ def submit(
     `evaluate_fn` replaces `evaluator.evaluate.evaluate` (same signature; it must be picklable,
     i.e. a module-level function): tests of the controller pass fast fakes through it.
     """
-    from evaluator.starts import board_name
+    from auxnas.evaluator.starts import board_name
 
     res = config.resources
     return (
@@ -109,7 +109,7 @@ def run_trial(
     """The body of the Ray task (also callable in-process): never raises, always cleans up."""
     try:
         if evaluate_fn is None:
-            from evaluator.evaluate import evaluate as evaluate_fn
+            from auxnas.evaluator.evaluate import evaluate as evaluate_fn
         cpu_start = time.process_time()
         result = evaluate_fn(config, genotype, early_stop_below=early_stop_below)
         if not isinstance(result, EvalResult):
@@ -181,7 +181,7 @@ def _remote_function():
 
 
 def _ray_task(config, genotype, early_stop_below, evaluate_fn, start_board: str | None) -> EvalResult:  # noqa: ANN001
-    from evaluator.starts import report_start
+    from auxnas.evaluator.starts import report_start
 
     report_start(start_board)  # from now on the trial is running, not waiting for resources
     return run_trial(config, genotype, early_stop_below, evaluate_fn)

@@ -12,10 +12,10 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from evaluator.config import EvalConfig
-from evaluator.evaluate import train_and_score
-from evaluator.result import EvalResult
-from search_space import Genotype, basic_genotype
+from auxnas.evaluator.config import EvalConfig
+from auxnas.evaluator.evaluate import train_and_score
+from auxnas.evaluator.result import EvalResult
+from auxnas.search_space import Genotype, basic_genotype
 
 
 def _stats(values: Sequence[float]) -> dict[str, float]:

@@ -11,8 +11,8 @@ from abc import ABC, abstractmethod
 import torch
 import torch.nn.functional as F
 
-from evaluator.data.base import TaskInfo
-from evaluator.metrics import ClassificationMetrics, DepthMetrics, NormalMetrics, SegmentationMetrics
+from auxnas.evaluator.data.base import TaskInfo
+from auxnas.evaluator.metrics import ClassificationMetrics, DepthMetrics, NormalMetrics, SegmentationMetrics
 
 
 class Task(ABC):

@@ -13,9 +13,9 @@ import hashlib
 import random
 import time
 
-from evaluator.config import EvalConfig
-from evaluator.result import EvalResult
-from search_space import Genotype, SearchSpace, sample_tokens
+from auxnas.evaluator.config import EvalConfig
+from auxnas.evaluator.result import EvalResult
+from auxnas.search_space import Genotype, SearchSpace, sample_tokens
 
 JOINT_REWARD = 0.2
 
@@ -76,7 +76,7 @@ def failing_candidates(
     config: EvalConfig, genotype: Genotype | None, *, early_stop_below: float | None = None
 ):
     """Joint and basic succeed; every other genotype raises (a broken training run)."""
-    from search_space import basic_genotype
+    from auxnas.search_space import basic_genotype
 
     if genotype is None or genotype.tokens == basic_genotype(genotype.space).tokens:
         return target_share(config, genotype)
@@ -91,7 +91,7 @@ def sleeping_candidates(
     seconds: float = 60.0,
 ):
     """Joint and basic at once, every candidate after `seconds` (to test cancel)."""
-    from search_space import basic_genotype
+    from auxnas.search_space import basic_genotype
 
     if genotype is not None and genotype.tokens != basic_genotype(genotype.space).tokens:
         time.sleep(seconds)
@@ -128,7 +128,7 @@ def crashing_once(
     import os
     from pathlib import Path
 
-    from search_space import basic_genotype
+    from auxnas.search_space import basic_genotype
 
     if genotype is not None and genotype.tokens != basic_genotype(genotype.space).tokens:
         marker = Path(marker_dir) / genotype.canonical_hash()

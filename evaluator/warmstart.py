@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:
-    from evaluator.config import EvalConfig
+    from auxnas.evaluator.config import EvalConfig
 
 FORMAT = 1
 AUTO = "auto"

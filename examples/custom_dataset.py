@@ -58,9 +58,9 @@ def make_dataset(data_config) -> dict:
 
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # make `custom_dataset` importable
-    from evaluator.config import EvalConfig
-    from evaluator.evaluate import evaluate
-    from search_space import SearchSpace, basic_genotype
+    from auxnas.evaluator.config import EvalConfig
+    from auxnas.evaluator.evaluate import evaluate
+    from auxnas.search_space import SearchSpace, basic_genotype
 
     config = EvalConfig.model_validate(
         {

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_space import GenotypeError, SearchSpace, basic_genotype, load_genotype_file
-from search_space.builder import AuxiliaryModules, count_parameters
+from auxnas.search_space import GenotypeError, SearchSpace, basic_genotype, load_genotype_file
+from auxnas.search_space.builder import AuxiliaryModules, count_parameters
 
 NUM_CLASSES = 4  # wall, floor, box, ball
 TASK_CHANNELS = {"segmentation": NUM_CLASSES, "depth": 1, "normal": 3}

@@ -1,6 +1,6 @@
 """Search space, genotypes and their JSON; `search_space.builder` holds the torch modules."""
 
-from search_space.genotype import (
+from auxnas.search_space.genotype import (
     Cell,
     Genotype,
     GenotypeError,
@@ -8,8 +8,8 @@ from search_space.genotype import (
     load_genotype_file,
     parse_genotype,
 )
-from search_space.sampling import sample_genotype, sample_tokens
-from search_space.space import ADAPTOR_OPS, AGGREGATORS, CELL_FIELDS, SearchSpace, SpaceError
+from auxnas.search_space.sampling import sample_genotype, sample_tokens
+from auxnas.search_space.space import ADAPTOR_OPS, AGGREGATORS, CELL_FIELDS, SearchSpace, SpaceError
 
 __all__ = [
     "ADAPTOR_OPS",

@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_space.genotype import Cell, Genotype
-from search_space.ops import conv_bn_relu, make_adaptor, make_aggregator
-from search_space.space import FEATURE_PREFIX
+from auxnas.search_space.genotype import Cell, Genotype
+from auxnas.search_space.ops import conv_bn_relu, make_adaptor, make_aggregator
+from auxnas.search_space.space import FEATURE_PREFIX
 
 
 class AuxCell(nn.Module):

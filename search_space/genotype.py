@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from search_space.space import FEATURE_PREFIX, TOKENS_PER_CELL, SearchSpace, SpaceError
+from auxnas.search_space.space import FEATURE_PREFIX, TOKENS_PER_CELL, SearchSpace, SpaceError
 
 FORMAT = "auxnas-genotype"
 VERSION = 1

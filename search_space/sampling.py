@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from search_space.genotype import Genotype
-from search_space.space import SearchSpace
+from auxnas.search_space.genotype import Genotype
+from auxnas.search_space.space import SearchSpace
 
 
 def sample_tokens(space: SearchSpace, rng: random.Random) -> list[int]:

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
 
-from evaluator import testing as fakes
+from auxnas.evaluator import testing as fakes
 
 # what tests/conftest.py's ray_session starts: restored after a cluster when it was running.
 # `address="local"` starts a private Ray: never the cluster named by RAY_ADDRESS or by a
@@ -41,6 +41,8 @@ def start_session_ray() -> None:
 
     if not ray.is_initialized():
         ray.init(**SESSION_RAY_KWARGS)
+
+
 LOOPBACK = "127.0.0.1"
 # a killed raylet is declared dead after about period x threshold (Ray's default is 15 s and more)
 FAST_HEALTH_CHECKS = {

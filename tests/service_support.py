@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import pytest
 
-from evaluator.result import EvalResult
+from auxnas.evaluator.result import EvalResult
 
 REPO = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get(
@@ -75,8 +75,8 @@ def db_url(request, tmp_path):
 
 @pytest.fixture
 def storage(db_url):
-    from db.migrate import migrate
-    from db.storage import SqlStorage
+    from auxnas.db.migrate import migrate
+    from auxnas.db.storage import SqlStorage
 
     st = SqlStorage(db_url)
     migrate(engine=st.engine)
@@ -86,7 +86,7 @@ def storage(db_url):
 
 def tiny_search_config(**overrides):
     """A search config for fast fakes: 2 tasks, P=2 (20 tokens), tiny budget."""
-    from controller.config import SearchConfig
+    from auxnas.controller.config import SearchConfig
 
     doc = {
         "name": "tiny",
@@ -189,7 +189,7 @@ def auxnas_env(db_url: str, **extra: str) -> dict[str, str]:
 def start_auxnas(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     out = open(log, "ab")  # noqa: SIM115 - handed to the child, closed with it
     return subprocess.Popen(
-        [sys.executable, "-m", "cli", *args], env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "auxnas.cli", *args], env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
+from auxnas.api.app import create_app
 from tests import service_support as support
 
 db_url = support.db_url

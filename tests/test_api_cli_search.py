@@ -9,10 +9,10 @@ import yaml
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.app import create_app
-from cli.main import _register_commands
-from cli.main import app as cli_app
-from db.storage import SqlStorage
+from auxnas.api.app import create_app
+from auxnas.cli.main import _register_commands
+from auxnas.cli.main import app as cli_app
+from auxnas.db.storage import SqlStorage
 from tests import service_support as support
 
 db_url = support.db_url

@@ -12,12 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from api.app import create_app
-from api.limits import RequestGuard
-from controller.config import CONFIG_SCHEMA_VERSION, SearchConfig, load_search_config
-from db.engine import transaction
-from db.models import Search
-from evaluator.config import BUILTIN_DATASET_TASKS, ConfigError, DataConfig, load_config
+from auxnas.api.app import create_app
+from auxnas.api.limits import RequestGuard
+from auxnas.controller.config import CONFIG_SCHEMA_VERSION, SearchConfig, load_search_config
+from auxnas.db.engine import transaction
+from auxnas.db.models import Search
+from auxnas.evaluator.config import BUILTIN_DATASET_TASKS, ConfigError, DataConfig, load_config
 from tests import service_support as support
 from tests.test_api_validation import stored_rows
 
@@ -309,8 +309,8 @@ def test_presets_are_strict_too_and_read_exponent_floats(tmp_path: Path):
 
 
 def test_the_builtin_task_lists_match_the_datasets(tmp_path: Path):
-    from evaluator.data import load_dataset
-    from evaluator.data.nyuv2 import TASKS as NYUV2_TASKS
+    from auxnas.evaluator.data import load_dataset
+    from auxnas.evaluator.data.nyuv2 import TASKS as NYUV2_TASKS
 
     assert set(BUILTIN_DATASET_TASKS["nyuv2"]) == set(NYUV2_TASKS)
     tiny = DataConfig(num_images=8, num_test_images=4, resolution=16, root=str(tmp_path))

@@ -9,7 +9,7 @@ import signal
 import httpx
 import pytest
 
-from search_space import parse_genotype
+from auxnas.search_space import parse_genotype
 from tests import service_support as support
 
 

@@ -11,13 +11,13 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.app import create_app
-from cli.main import _register_commands
-from cli.main import app as cli_app
-from db.storage import SqlStorage
-from search_space import parse_genotype
+from auxnas.api.app import create_app
+from auxnas.cli.main import _register_commands
+from auxnas.cli.main import app as cli_app
+from auxnas.db.storage import SqlStorage
+from auxnas.search_space import parse_genotype
+from auxnas.worker.loop import Worker
 from tests import service_support as support
-from worker.loop import Worker
 
 db_url = support.db_url
 

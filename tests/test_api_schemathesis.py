@@ -16,7 +16,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from api.app import create_app
+from auxnas.api.app import create_app
 from tests import service_support as support
 
 db_url = support.db_url

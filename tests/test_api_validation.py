@@ -6,9 +6,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from api.app import create_app
-from db.engine import transaction
-from db.models import Search, Trial
+from auxnas.api.app import create_app
+from auxnas.db.engine import transaction
+from auxnas.db.models import Search, Trial
 from tests import service_support as support
 
 db_url = support.db_url

@@ -7,10 +7,10 @@ import functools
 
 import pytest
 
-from controller.calibration import calibration_genotypes, replicate_seed
-from controller.driver import SearchDriver, space_for
-from controller.storage import InMemoryStorage
-from evaluator import testing as fakes
+from auxnas.controller.calibration import calibration_genotypes, replicate_seed
+from auxnas.controller.driver import SearchDriver, space_for
+from auxnas.controller.storage import InMemoryStorage
+from auxnas.evaluator import testing as fakes
 from tests.service_support import tiny_search_config
 
 pytestmark = pytest.mark.usefixtures("ray_session")

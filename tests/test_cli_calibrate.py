@@ -8,8 +8,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cli.main import _register_commands
-from cli.main import app as cli_app
+from auxnas.cli.main import _register_commands
+from auxnas.cli.main import app as cli_app
 from tests.service_support import db_url  # noqa: F401
 
 CONFIG = {
@@ -36,7 +36,7 @@ def cli(tmp_path, db_url, monkeypatch):  # noqa: F811
 
 
 def _searches(cli_runner_env_url: str) -> int:
-    from db.storage import SqlStorage
+    from auxnas.db.storage import SqlStorage
 
     st = SqlStorage(cli_runner_env_url)
     try:
@@ -57,7 +57,7 @@ def _searches(cli_runner_env_url: str) -> int:
 def test_bad_flags_give_one_line_and_store_nothing(cli, db_url, args, message):  # noqa: F811
     res = cli(*args)
     assert res.exit_code == 2 and res.output.startswith(message) and res.output.count("\n") == 1
-    from db.migrate import migrate
+    from auxnas.db.migrate import migrate
 
     migrate(db_url)
     assert _searches(db_url) == 0

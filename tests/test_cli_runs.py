@@ -14,11 +14,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cli.main import _register_commands
-from cli.main import app as cli_app
-from db.leases import claim_next
-from db.models import utcnow
-from db.storage import SqlStorage
+from auxnas.cli.main import _register_commands
+from auxnas.cli.main import app as cli_app
+from auxnas.db.leases import claim_next
+from auxnas.db.models import utcnow
+from auxnas.db.storage import SqlStorage
 from tests import service_support as support
 
 db_url = support.db_url

@@ -11,12 +11,12 @@ from collections import Counter
 
 import pytest
 
-from controller.driver import SearchDriver, space_for
-from controller.storage import InMemoryStorage
-from evaluator import testing as fakes
-from evaluator.remote import get_result, submit
-from evaluator.starts import StartWatch
-from search_space import basic_genotype
+from auxnas.controller.driver import SearchDriver, space_for
+from auxnas.controller.storage import InMemoryStorage
+from auxnas.evaluator import testing as fakes
+from auxnas.evaluator.remote import get_result, submit
+from auxnas.evaluator.starts import StartWatch
+from auxnas.search_space import basic_genotype
 from tests.cluster_support import (
     LOOPBACK,
     add_gpu_node,

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cli.main import _register_commands
-from cli.main import app as cli_app
+from auxnas.cli.main import _register_commands
+from auxnas.cli.main import app as cli_app
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_bad_input_is_one_clear_line(runner, tmp_path, monkeypatch, doc, args, m
     assert res.exit_code == 2, res.output
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], res.output
-    from db.storage import SqlStorage
+    from auxnas.db.storage import SqlStorage
 
     if (tmp_path / "auxnas.db").exists():  # nothing stored for a mistake
         st = SqlStorage(f"sqlite:///{tmp_path / 'auxnas.db'}")

@@ -10,9 +10,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.env import TokenEnv
-from controller.rl_module import FLOAT_MIN, masked_logits
-from search_space import Genotype
+from auxnas.controller.env import TokenEnv
+from auxnas.controller.rl_module import FLOAT_MIN, masked_logits
+from auxnas.search_space import Genotype
 
 SPACES = [(1, ("a",)), (2, ("a", "b")), (3, ("segmentation", "depth", "normal")), (4, ("x", "y"))]
 
@@ -60,9 +60,9 @@ def test_masked_logits_give_invalid_choices_zero_probability():
 
 @pytest.fixture(scope="module")
 def ppo_strategy(ray_session):
-    from controller.config import SearchConfig
-    from controller.driver import space_for
-    from controller.strategies import PPOStrategy
+    from auxnas.controller.config import SearchConfig
+    from auxnas.controller.driver import space_for
+    from auxnas.controller.strategies import PPOStrategy
 
     config = SearchConfig(
         tasks=["a", "b", "c"], model={"num_aux_inputs": 3}, controller={"episodes_per_update": 16}
@@ -123,7 +123,7 @@ def test_policy_conditions_on_the_previous_token(ppo_strategy):
 
 
 def test_restored_weights_reach_the_env_runner(ppo_strategy, tmp_path):
-    from controller.strategies import PPOStrategy
+    from auxnas.controller.strategies import PPOStrategy
 
     ppo_strategy.observe([0.3] * len(ppo_strategy.propose(4)))
     ppo_strategy.save(tmp_path)
@@ -132,6 +132,41 @@ def test_restored_weights_reach_the_env_runner(ppo_strategy, tmp_path):
     other = PPOStrategy(ppo_strategy.config, ppo_strategy.space)
     try:
         other.restore(tmp_path)  # raises if the env runner did not get the weights
+        runner = other.algo.env_runner.module.get_state(inference_only=True)
+        for key, value in runner.items():
+            np.testing.assert_array_equal(np.asarray(value), np.asarray(saved[key]))
+    finally:
+        other.close()
+
+
+def test_a_checkpoint_written_under_the_old_bare_module_names_still_restores(ppo_strategy, tmp_path):
+    """Before the packages moved under `auxnas.`, RLlib pickled class paths such as
+    `controller.rl_module.ControllerRLModule`; such a checkpoint must still resume (RLlib's
+    restore_from_path loads states into the algorithm we build, it does not unpickle classes)."""
+    import sys
+
+    from auxnas.controller import env, ppo, rl_module
+    from auxnas.controller.strategies import PPOStrategy
+
+    classes = (ppo.DeferredRewardPPO, rl_module.ControllerRLModule, env.TokenEnv)
+    old = {c: c.__module__ for c in classes}
+    try:  # write it as the old code did: the classes live at their old, bare module paths
+        for c in classes:
+            c.__module__ = c.__module__.removeprefix("auxnas.")
+            sys.modules[c.__module__] = sys.modules[old[c]]
+        sys.modules["controller"] = sys.modules["auxnas.controller"]
+        ppo_strategy.save(tmp_path)
+    finally:
+        for c in classes:
+            sys.modules.pop(c.__module__, None)
+            c.__module__ = old[c]
+        sys.modules.pop("controller", None)
+    pickled = b"".join(p.read_bytes() for p in tmp_path.rglob("*.pkl"))
+    assert b"controller.rl_module" in pickled and b"auxnas.controller" not in pickled
+    saved = ppo_strategy.algo.learner_group.get_weights()["default_policy"]
+    other = PPOStrategy(ppo_strategy.config, ppo_strategy.space)
+    try:
+        other.restore(tmp_path)
         runner = other.algo.env_runner.module.get_state(inference_only=True)
         for key, value in runner.items():
             np.testing.assert_array_equal(np.asarray(value), np.asarray(saved[key]))

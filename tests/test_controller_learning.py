@@ -7,10 +7,10 @@ import statistics
 
 import pytest
 
-from controller.config import SearchConfig
-from controller.driver import space_for
-from controller.strategies import make_strategy
-from evaluator.testing import hidden_target, target_share_reward
+from auxnas.controller.config import SearchConfig
+from auxnas.controller.driver import space_for
+from auxnas.controller.strategies import make_strategy
+from auxnas.evaluator.testing import hidden_target, target_share_reward
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -47,7 +47,7 @@ def test_ppo_learns_the_known_optimum_and_beats_random():
 def test_hidden_target_is_valid_and_scores_one():
     config = SearchConfig(seed=5, tasks=["seg", "depth"], model={"num_aux_inputs": 2})
     space = space_for(config)
-    from search_space import Genotype
+    from auxnas.search_space import Genotype
 
     target = Genotype(space, tuple(hidden_target(space, 5)))
     assert target_share_reward(target, 5) == 1.0

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from controller.plots import PLOT_NAMES, PlotError, render
-from controller.storage import TrialRecord
-from search_space import SearchSpace, basic_genotype, sample_genotype
+from auxnas.controller.plots import PLOT_NAMES, PlotError, render
+from auxnas.controller.storage import TrialRecord
+from auxnas.search_space import SearchSpace, basic_genotype, sample_genotype
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from controller.config import SearchConfig
-from controller.driver import SearchDriver, SearchProgress
-from controller.export import best_trial, genotype_document, greedy_genotype
-from controller.storage import InMemoryStorage
-from evaluator import testing as fakes
-from search_space import basic_genotype, parse_genotype
+from auxnas.controller.config import SearchConfig
+from auxnas.controller.driver import SearchDriver, SearchProgress
+from auxnas.controller.export import best_trial, genotype_document, greedy_genotype
+from auxnas.controller.storage import InMemoryStorage
+from auxnas.evaluator import testing as fakes
+from auxnas.search_space import basic_genotype, parse_genotype
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -101,7 +101,7 @@ def test_random_strategy_spends_the_budget_and_records_iterations(tmp_path):
 
 
 def outcome_space(config):
-    from controller.driver import space_for
+    from auxnas.controller.driver import space_for
 
     return space_for(config)
 

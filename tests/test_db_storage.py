@@ -9,12 +9,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import inspect, update
 
-from controller.storage import IterationRecord, SearchStorage, TrialRecord
-from db.engine import DatabaseError
-from db.migrate import current_revision, head_revision, migrate
-from db.models import Base, Search, utcnow
-from db.storage import LeaseLost, SqlStorage, UnknownSearch
-from search_space import SearchSpace, basic_genotype
+from auxnas.controller.storage import IterationRecord, SearchStorage, TrialRecord
+from auxnas.db.engine import DatabaseError
+from auxnas.db.migrate import current_revision, head_revision, migrate
+from auxnas.db.models import Base, Search, utcnow
+from auxnas.db.storage import LeaseLost, SqlStorage, UnknownSearch
+from auxnas.search_space import SearchSpace, basic_genotype
 from tests import service_support as support
 
 db_url = support.db_url
@@ -240,6 +240,6 @@ def test_concurrent_writers_and_readers_lose_nothing(storage):
 
 
 def support_session(storage):
-    from db.engine import transaction
+    from auxnas.db.engine import transaction
 
     return transaction(storage.sessions, write=True)

@@ -403,7 +403,9 @@ def test_the_lock_pins_exactly_what_the_tests_run_with():
         assert name in pins, f"{name}=={installed} runs in the tests but requirements.lock does not pin it"
         assert installed == pins[name], f"requirements.lock pins {name}=={pins[name]}, tests run {installed}"
     for name in ("pip", "setuptools"):  # the installer and the build backend are pinned too
-        assert version(name) == pins[name], f"requirements.lock pins {name}=={pins[name]}, venv has {version(name)}"
+        assert version(name) == pins[name], (
+            f"requirements.lock pins {name}=={pins[name]}, venv has {version(name)}"
+        )
 
 
 def test_the_image_installs_from_the_lock():

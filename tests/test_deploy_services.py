@@ -117,7 +117,7 @@ def api(tmp_path_factory):
     log = tmp / "api.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", *command[1:]],
+            [sys.executable, "-m", "auxnas.cli", *command[1:]],
             env=env,
             cwd=REPO,
             stdout=out,
@@ -168,7 +168,7 @@ def run_worker_until_done(base: str, sid: int, env: dict[str, str], tmp: Path) -
     log = tmp / "worker.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", *args],
+            [sys.executable, "-m", "auxnas.cli", *args],
             env=env,
             cwd=REPO,
             stdout=out,

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from controller.diagnosis import Runs, diagnose, effect, stats
+from auxnas.controller.diagnosis import Runs, diagnose, effect, stats
 
 NOISE = np.array([-0.01, 0.0, 0.01])  # std 0.01 over three seeds
 
@@ -73,7 +73,7 @@ def test_one_seed_is_refused():
 def test_cli_refuses_fewer_than_two_seeds_in_one_line():
     from typer.testing import CliRunner
 
-    from cli.main import _register_commands, app
+    from auxnas.cli.main import _register_commands, app
 
     _register_commands()
     result = CliRunner().invoke(app, ["diagnose", "configs/synthetic-compete.yaml", "--seeds", "1"])

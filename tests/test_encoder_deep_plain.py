@@ -1,8 +1,8 @@
 import torch
 from torch import nn
 
-from evaluator.config import ModelConfig
-from evaluator.networks.encoders import DeepPlainEncoder, TinyEncoder, build_encoder
+from auxnas.evaluator.config import ModelConfig
+from auxnas.evaluator.networks.encoders import DeepPlainEncoder, TinyEncoder, build_encoder
 
 
 def test_deep_plain_has_the_tiny_maps_and_no_shortcuts():

@@ -8,9 +8,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cli.main import _register_commands
-from cli.main import app as cli_app
-from search_space import SearchSpace, basic_genotype
+from auxnas.cli.main import _register_commands
+from auxnas.cli.main import app as cli_app
+from auxnas.search_space import SearchSpace, basic_genotype
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from evaluator.config import DataConfig
-from evaluator.data import clear_cache, load_dataset, search_splits
-from evaluator.data import synthetic as syn
+from auxnas.evaluator.config import DataConfig
+from auxnas.evaluator.data import clear_cache, load_dataset, search_splits
+from auxnas.evaluator.data import synthetic as syn
 
 
 @pytest.fixture(scope="module")

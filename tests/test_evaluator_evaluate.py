@@ -7,9 +7,9 @@ import random
 import pytest
 import torch
 
-from evaluator.config import EvalConfig
-from evaluator.evaluate import evaluate, train_and_score
-from search_space import SearchSpace, basic_genotype, sample_genotype
+from auxnas.evaluator.config import EvalConfig
+from auxnas.evaluator.evaluate import evaluate, train_and_score
+from auxnas.search_space import SearchSpace, basic_genotype, sample_genotype
 
 TASKS = ["segmentation", "depth", "normal"]
 
@@ -71,7 +71,7 @@ def test_result_fields_joint_and_genotype(data_root):
 
 
 def test_the_main_network_starts_from_the_same_weights_for_every_candidate(data_root, monkeypatch):
-    import evaluator.evaluate as ev
+    import auxnas.evaluator.evaluate as ev
 
     seen = []
     original = ev.build_network
@@ -148,7 +148,7 @@ def test_final_phase_scores_on_the_test_split(data_root):
 
 
 def test_pretrained_encoder_weights_from_a_local_file(data_root, tmp_path):
-    from evaluator.networks.encoders import TinyEncoder
+    from auxnas.evaluator.networks.encoders import TinyEncoder
 
     weights = tmp_path / "enc.pt"
     torch.save(TinyEncoder(3).state_dict(), weights)

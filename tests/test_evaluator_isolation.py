@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from evaluator.config import EvalConfig
-from evaluator.data import clear_cache
-from evaluator.evaluate import evaluate
-from search_space import Genotype, SearchSpace, basic_genotype
+from auxnas.evaluator.config import EvalConfig
+from auxnas.evaluator.data import clear_cache
+from auxnas.evaluator.evaluate import evaluate
+from auxnas.search_space import Genotype, SearchSpace, basic_genotype
 
 ROOT = Path(__file__).resolve().parents[1]
 LEVERS = {"ema_decay": 0.8, "bn_recalibration": 2, "reward_evals": 2}
@@ -91,9 +91,9 @@ def test_a_fresh_process_gets_the_same_reward(data_root):
     here = reward(cfg, basic)[0]
     script = (
         "import json, sys\n"
-        "from evaluator.config import EvalConfig\n"
-        "from evaluator.evaluate import evaluate\n"
-        "from search_space import SearchSpace, basic_genotype\n"
+        "from auxnas.evaluator.config import EvalConfig\n"
+        "from auxnas.evaluator.evaluate import evaluate\n"
+        "from auxnas.search_space import SearchSpace, basic_genotype\n"
         "cfg = EvalConfig.model_validate(json.loads(sys.argv[1]))\n"
         "g = basic_genotype(SearchSpace(cfg.model.num_aux_inputs, tuple(cfg.tasks)))\n"
         "print(repr(evaluate(cfg, g).reward))\n"

@@ -17,10 +17,10 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-import evaluator.evaluate as ev
-from evaluator import warmstart
-from evaluator.config import ConfigError, EvalConfig, parse_config
-from evaluator.evaluate import evaluate, geometric_mean, learning_rate, reward_eval_steps
+import auxnas.evaluator.evaluate as ev
+from auxnas.evaluator import warmstart
+from auxnas.evaluator.config import ConfigError, EvalConfig, parse_config
+from auxnas.evaluator.evaluate import evaluate, geometric_mean, learning_rate, reward_eval_steps
 
 TASKS = ["segmentation", "normal"]  # both score metrics are > 0 after a few steps
 SCORE = {"segmentation": "miou", "normal": "within_22.5"}
@@ -140,9 +140,9 @@ def test_reward_evals_average_the_last_evaluations(data_root, monkeypatch):
 # --- warm start -----------------------------------------------------------------------------
 _CHILD = """
 import json, sys, time
-import evaluator.warmstart as ws
-from evaluator.config import EvalConfig
-from evaluator.evaluate import evaluate
+import auxnas.evaluator.warmstart as ws
+from auxnas.evaluator.config import EvalConfig
+from auxnas.evaluator.evaluate import evaluate
 
 build_sleep = float(sys.argv[2])  # a slow build, so that the second process arrives during it
 original = ws.load_or_build
@@ -331,8 +331,8 @@ def test_pretrained_neither_auto_nor_a_file(data_root):
 
 
 def test_cli_seed_sets_the_replicate_and_the_table_shows_per_seed_rewards(data_root, tmp_path):
-    from cli.main import _register_commands
-    from cli.main import app as cli_app
+    from auxnas.cli.main import _register_commands
+    from auxnas.cli.main import app as cli_app
 
     _register_commands()
     runner = CliRunner()

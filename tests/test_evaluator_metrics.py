@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from evaluator.data.base import TaskInfo
-from evaluator.evaluate import geometric_mean
-from evaluator.metrics import ClassificationMetrics, DepthMetrics, NormalMetrics, SegmentationMetrics
-from evaluator.tasks import make_task
+from auxnas.evaluator.data.base import TaskInfo
+from auxnas.evaluator.evaluate import geometric_mean
+from auxnas.evaluator.metrics import ClassificationMetrics, DepthMetrics, NormalMetrics, SegmentationMetrics
+from auxnas.evaluator.tasks import make_task
 
 
 def _logits(pred: list[list[int]], num_classes: int) -> torch.Tensor:
@@ -110,7 +110,7 @@ def test_reward_is_the_geometric_mean_and_zero_when_a_score_is_zero():
 
 
 def test_dwa_weights_follow_the_loss_ratio_of_the_two_previous_epochs():
-    from evaluator.weighting import make_weighting
+    from auxnas.evaluator.weighting import make_weighting
 
     dwa = make_weighting("dwa", ["a", "b"], steps_per_epoch=2)
     losses = {"a": torch.tensor(2.0), "b": torch.tensor(3.0)}
@@ -123,7 +123,7 @@ def test_dwa_weights_follow_the_loss_ratio_of_the_two_previous_epochs():
 
 
 def test_uncertainty_weighting_learns_log_variances():
-    from evaluator.weighting import make_weighting
+    from auxnas.evaluator.weighting import make_weighting
 
     uw = make_weighting("uncertainty", ["a", "b"], steps_per_epoch=1)
     loss = uw.combine({"a": torch.tensor(2.0), "b": torch.tensor(4.0)})

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from evaluator.config import EvalConfig
-from evaluator.remote import check_resources, failure_from_exception, get_result, run_trial, submit
-from evaluator.result import EvalResult
-from search_space import SearchSpace, basic_genotype
+from auxnas.evaluator.config import EvalConfig
+from auxnas.evaluator.remote import check_resources, failure_from_exception, get_result, run_trial, submit
+from auxnas.evaluator.result import EvalResult
+from auxnas.search_space import SearchSpace, basic_genotype
 
 
 def _config(root: str, **train) -> EvalConfig:
@@ -33,7 +33,7 @@ def oom_evaluate(config, genotype, *, early_stop_below=None):
 def echo_evaluate(config, genotype, *, early_stop_below=None):
     import os
 
-    from evaluator.data import load_dataset
+    from auxnas.evaluator.data import load_dataset
 
     dataset = load_dataset(config.data, config.tasks)
     # the same worker process returns the same cached dataset object

@@ -6,10 +6,10 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.app import create_app
-from cli.main import _register_commands
-from cli.main import app as cli_app
-from controller.storage import TrialRecord
+from auxnas.api.app import create_app
+from auxnas.cli.main import _register_commands
+from auxnas.cli.main import app as cli_app
+from auxnas.controller.storage import TrialRecord
 from tests import service_support as support
 from tests.service_support import db_url, storage  # noqa: F401 - fixtures
 
@@ -25,7 +25,7 @@ def runner():
 @pytest.fixture
 def finished_search(storage, ray_session, tmp_path):  # noqa: F811
     """A search run to the end by the real driver with a fast fake evaluator."""
-    from controller.driver import SearchDriver
+    from auxnas.controller.driver import SearchDriver
 
     config = support.tiny_search_config(name="plots-fake")
     sid = storage.create_search(config, launched_by="cli")

@@ -10,13 +10,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-import evaluator.retrain as retrain_module
-from cli.main import _register_commands
-from cli.main import app as cli_app
-from evaluator.config import EvalConfig
-from evaluator.evaluate import train_and_score
-from evaluator.retrain import retrain
-from search_space import SearchSpace, sample_genotype
+import auxnas.evaluator.retrain as retrain_module
+from auxnas.cli.main import _register_commands
+from auxnas.cli.main import app as cli_app
+from auxnas.evaluator.config import EvalConfig
+from auxnas.evaluator.evaluate import train_and_score
+from auxnas.evaluator.retrain import retrain
+from auxnas.search_space import SearchSpace, sample_genotype
 
 TASKS = ["segmentation", "depth"]
 

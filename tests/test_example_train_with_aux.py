@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from search_space import SearchSpace, basic_genotype, sample_genotype
+from auxnas.search_space import SearchSpace, basic_genotype, sample_genotype
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "examples" / "train_with_aux.py"

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from controller.fidelity import (
+from auxnas.controller.fidelity import (
     fidelity_report,
     kendall_tau_b,
     rankdata,
@@ -144,7 +144,7 @@ def test_bad_inputs_name_what_is_wrong(rewards, kw, field):
 
 
 def test_centred_noise_ignores_a_shift_common_to_a_replicate():
-    from controller.fidelity import fidelity_report
+    from auxnas.controller.fidelity import fidelity_report
 
     base = {f"g{i}": [0.1 * i, 0.1 * i + 0.05] for i in range(6)}  # replicate 2 is replicate 1 + 0.05
     report = fidelity_report(base, resamples=50)

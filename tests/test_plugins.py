@@ -11,13 +11,13 @@ import yaml
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.app import create_app
-from cli.main import _register_commands
-from cli.main import app as cli_app
-from controller.config import SearchConfig
-from evaluator import plugins
-from evaluator.data import load_dataset
-from evaluator.policy import PolicyError, check_caller_config, confine_paths
+from auxnas.api.app import create_app
+from auxnas.cli.main import _register_commands
+from auxnas.cli.main import app as cli_app
+from auxnas.controller.config import SearchConfig
+from auxnas.evaluator import plugins
+from auxnas.evaluator.data import load_dataset
+from auxnas.evaluator.policy import PolicyError, check_caller_config, confine_paths
 from tests import service_support as support
 from tests.test_api_validation import stored_rows
 
@@ -184,7 +184,7 @@ def test_the_worker_runs_relative_paths_inside_its_data_dir(tmp_path):
     ],
 )
 def test_the_worker_fails_a_queued_search_it_no_longer_allows(storage, data_dir, monkeypatch, data, reason):
-    from worker.loop import Worker
+    from auxnas.worker.loop import Worker
 
     # allowed when it was submitted; the operator has since removed it from the list
     monkeypatch.setenv("AUXNAS_DATASETS", OWN_DATA)
@@ -220,8 +220,8 @@ def test_load_errors_are_one_line_naming_the_spec(spec, message):
 
 
 def test_evaluator_names_resolve_to_the_built_in_and_the_fakes():
-    from evaluator import testing
-    from evaluator.evaluate import evaluate
+    from auxnas.evaluator import testing
+    from auxnas.evaluator.evaluate import evaluate
 
     assert plugins.load_callable("train", plugins.EVALUATORS) is evaluate
     assert plugins.load_callable("fake-target-share", plugins.EVALUATORS) is testing.target_share
@@ -234,7 +234,7 @@ def test_the_product_never_imports_the_testing_module():
         for path in (REPO / package).rglob("*.py"):
             text = path.read_text()
             assert "import evaluator.testing" not in text and "import testing" not in text, path
-            assert "from evaluator.testing import" not in text, path
+            assert "from auxnas.evaluator.testing import" not in text, path
 
 
 # --- the CLI ---------------------------------------------------------------------------------

@@ -29,7 +29,11 @@ def test_the_suite_starts_its_own_ray_beside_a_stale_cluster_address():
         env = {**os.environ, "RAY_TMPDIR": tmp, "RAY_AUTH_MODE": "disabled"}
         plain = subprocess.run(
             [sys.executable, "-c", "import ray; ray.init(num_cpus=1)"],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert plain.returncode != 0, "the stale file did not trap a plain ray.init: the test proves nothing"
         ours = subprocess.run(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import sys
 
-from evaluator import remote
+from auxnas.evaluator import remote
 
 
 def test_a_trial_without_cuda_skips_the_forced_gc_and_the_torch_import(monkeypatch):

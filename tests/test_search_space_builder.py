@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from search_space import ADAPTOR_OPS, AGGREGATORS, SearchSpace, basic_genotype, sample_genotype
-from search_space.builder import AuxiliaryModules, count_parameters
-from search_space.ops import DeformConv3x3, deform_conv_3x3, make_adaptor, make_aggregator
+from auxnas.search_space import ADAPTOR_OPS, AGGREGATORS, SearchSpace, basic_genotype, sample_genotype
+from auxnas.search_space.builder import AuxiliaryModules, count_parameters
+from auxnas.search_space.ops import DeformConv3x3, deform_conv_3x3, make_adaptor, make_aggregator
 
 
 @pytest.mark.parametrize("op", ADAPTOR_OPS)

@@ -9,8 +9,8 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
-from search_space import GenotypeError, SearchSpace, basic_genotype, load_genotype_file, parse_genotype
+from auxnas.cli.main import app
+from auxnas.search_space import GenotypeError, SearchSpace, basic_genotype, load_genotype_file, parse_genotype
 
 SPACE = SearchSpace(3, ("segmentation", "depth"))
 BASIC = basic_genotype(SPACE).to_json(reward=0.5, metrics={"segmentation": {"miou": 0.4}})

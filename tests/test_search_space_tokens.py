@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from search_space import (
+from auxnas.search_space import (
     Genotype,
     GenotypeError,
     SearchSpace,

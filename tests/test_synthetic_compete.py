@@ -3,7 +3,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from evaluator.data import synthetic as syn
+from auxnas.evaluator.data import synthetic as syn
 
 N, R = 48, 32
 

@@ -8,15 +8,15 @@ import itertools
 
 import pytest
 
-from controller.driver import SearchDriver
-from controller.storage import (
+from auxnas.controller.driver import SearchDriver
+from auxnas.controller.storage import (
     TRANSITIONS,
     TRIAL_STATUSES,
     InMemoryStorage,
     InvalidTransition,
     TrialRecord,
 )
-from evaluator import testing as fakes
+from auxnas.evaluator import testing as fakes
 from tests.service_support import db_url, storage, tiny_search_config  # noqa: F401
 
 ALLOWED = [(a, b) for a, nexts in TRANSITIONS.items() for b in nexts]
@@ -42,8 +42,8 @@ def any_storage(request, tmp_path):
     if request.param == "memory":
         yield InMemoryStorage()
         return
-    from db.migrate import migrate
-    from db.storage import SqlStorage
+    from auxnas.db.migrate import migrate
+    from auxnas.db.storage import SqlStorage
 
     st = SqlStorage(f"sqlite:///{tmp_path / 'auxnas.db'}")
     migrate(engine=st.engine)

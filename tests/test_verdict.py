@@ -1,4 +1,4 @@
-from controller.verdict import NOT_RECOMMENDED, verdict
+from auxnas.controller.verdict import NOT_RECOMMENDED, verdict
 
 
 def test_gain_in_units_of_the_replicate_noise():

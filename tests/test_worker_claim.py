@@ -7,12 +7,12 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from db.engine import transaction
-from db.leases import claim_next, renew_lease
-from db.models import Search, utcnow
-from db.storage import SqlStorage
+from auxnas.db.engine import transaction
+from auxnas.db.leases import claim_next, renew_lease
+from auxnas.db.models import Search, utcnow
+from auxnas.db.storage import SqlStorage
+from auxnas.worker.loop import Heartbeat
 from tests import service_support as support
-from worker.loop import Heartbeat
 
 db_url = support.db_url
 storage = support.storage
@@ -94,7 +94,7 @@ def race_for_claims(stores: list[SqlStorage]) -> list[tuple[str, object]]:
 
 def test_concurrent_claimers_on_one_search_have_exactly_one_winner(db_url):
     """Eight workers, each with its own engine (as separate processes would), race for one search."""
-    from db.migrate import migrate
+    from auxnas.db.migrate import migrate
 
     migrate(db_url)
     stores = [SqlStorage(db_url) for _ in range(8)]

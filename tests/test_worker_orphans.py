@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 
 def _psutil():
-    from worker.ray_reaper import import_psutil
+    from auxnas.worker.ray_reaper import import_psutil
 
     return import_psutil()
 

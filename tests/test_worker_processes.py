@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 
-from db.storage import SqlStorage
+from auxnas.db.storage import SqlStorage
 from tests import service_support as support
 
 db_url = support.db_url

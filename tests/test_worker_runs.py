@@ -7,13 +7,13 @@ import threading
 
 from sqlalchemy import update
 
-from db.engine import transaction
-from db.leases import claim_next
-from db.models import Search
-from db.storage import SqlStorage
+from auxnas.db.engine import transaction
+from auxnas.db.leases import claim_next
+from auxnas.db.models import Search
+from auxnas.db.storage import SqlStorage
+from auxnas.worker.loop import Worker
 from tests import service_support as support
 from tests.test_worker_claim import expire
-from worker.loop import Worker
 
 db_url = support.db_url
 storage = support.storage

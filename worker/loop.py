@@ -22,10 +22,10 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
-from db.leases import Claim, claim_next, renew_lease
-from db.models import utcnow
-from db.storage import LeaseLost, SqlStorage, UnknownSearch
-from evaluator.result import one_line
+from auxnas.db.leases import Claim, claim_next, renew_lease
+from auxnas.db.models import utcnow
+from auxnas.db.storage import LeaseLost, SqlStorage, UnknownSearch
+from auxnas.evaluator.result import one_line
 
 log = logging.getLogger("auxnas.worker")
 
@@ -152,7 +152,7 @@ class Worker:
             heartbeat.stop()
 
     def _run(self, fenced: SqlStorage, claim: Claim) -> str:
-        from controller.config import SearchConfig
+        from auxnas.controller.config import SearchConfig
 
         sid = claim.search_id
         row = self.storage.search_row(sid)
@@ -165,12 +165,12 @@ class Worker:
         try:
             config = SearchConfig.model_validate(row.config)
         except ValidationError as e:
-            from evaluator.config import describe_validation_error
+            from auxnas.evaluator.config import describe_validation_error
 
             return self._fail(fenced, sid, f"stored config is invalid: {describe_validation_error(e)}")
         if row.launched_by == "api":
             # what a REST caller submitted runs only while the operator still allows it
-            from evaluator.policy import PolicyError, confine_paths
+            from auxnas.evaluator.policy import PolicyError, confine_paths
 
             try:
                 config = confine_paths(config, self.data_dir)
@@ -179,7 +179,7 @@ class Worker:
         checkpoint_dir = Path(row.checkpoint_dir) if row.checkpoint_dir else self.data_dir / f"search-{sid}"
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         try:
-            from controller.driver import SearchDriver
+            from auxnas.controller.driver import SearchDriver
 
             driver = SearchDriver(config, fenced, sid, checkpoint_dir, evaluate_fn=self.evaluate_fn)
             outcome = driver.run(resume=claim.resume)

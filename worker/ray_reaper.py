@@ -6,7 +6,7 @@ reporting it to the dead GCS, and stay forever. So `start_reaper()` starts this 
 that holds the read end of a pipe and keeps a list of the owner's descendants; when the pipe
 closes (the owner exited, however it died) it ends every listed process still alive.
 
-    python -m worker.ray_reaper OWNER_PID     # stdin: the pipe from the owner, its parent
+    python -m auxnas.worker.ray_reaper OWNER_PID     # stdin: the pipe from the owner, its parent
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def start_reaper() -> subprocess.Popen:
     if _reaper is None or _reaper.poll() is not None:
         # the write end stays in this process only (not inheritable): it closes exactly when we exit
         _reaper = subprocess.Popen(
-            [sys.executable, "-m", "worker.ray_reaper", str(os.getpid())],
+            [sys.executable, "-m", "auxnas.worker.ray_reaper", str(os.getpid())],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C (or killpg) of the owner's group must not end it first

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from worker.ray_reaper import start_reaper
+from auxnas.worker.ray_reaper import start_reaper
 
 
 class RayStartError(RuntimeError):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Response, status
 
-from api.deps import get_storage, not_found, search_id_in_path
-from api.schemas import Problem
-from controller.plots import PLOT_NAMES, PlotError, render
-from db.storage import SqlStorage
+from auxnas.api.deps import get_storage, not_found, search_id_in_path
+from auxnas.api.schemas import Problem
+from auxnas.controller.plots import PLOT_NAMES, PlotError, render
+from auxnas.db.storage import SqlStorage
 
 router = APIRouter(prefix="/searches", tags=["plots"])
 

@@ -8,9 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from pydantic import BaseModel
 
-from api.deps import MAX_ID, get_storage, not_found, search_id_in_path
-from api.errors import field_error
-from api.schemas import (
+from auxnas.api.deps import MAX_ID, get_storage, not_found, search_id_in_path
+from auxnas.api.errors import field_error
+from auxnas.api.schemas import (
     GenotypeDocument,
     IterationOut,
     Problem,
@@ -23,10 +23,10 @@ from api.schemas import (
     TrialStatus,
     ValidationProblem,
 )
-from controller.config import SearchConfig
-from db.storage import SqlStorage, UnknownSearch
-from evaluator.config import unoffered_task
-from search_space import SearchSpace, SpaceError
+from auxnas.controller.config import SearchConfig
+from auxnas.db.storage import SqlStorage, UnknownSearch
+from auxnas.evaluator.config import unoffered_task
+from auxnas.search_space import SearchSpace, SpaceError
 
 router = APIRouter(prefix="/searches", tags=["searches"])
 
@@ -55,7 +55,7 @@ def create_search(config: SearchConfig, storage: SqlStorage = Depends(get_storag
 def check_search_config(config: SearchConfig) -> None:
     """What the schema alone cannot say: the tasks and P must form a valid search space, and a
     REST caller may name only the datasets the operator allows and paths inside AUXNAS_DATA_DIR."""
-    from evaluator.policy import PolicyError, check_caller_config
+    from auxnas.evaluator.policy import PolicyError, check_caller_config
 
     try:
         check_caller_config(config)

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import StringConstraints
 
-from api.errors import field_error
-from evaluator.config import MAX_TASK_NAME, MAX_TASKS
-from search_space import SearchSpace, SpaceError
+from auxnas.api.errors import field_error
+from auxnas.evaluator.config import MAX_TASK_NAME, MAX_TASKS
+from auxnas.search_space import SearchSpace, SpaceError
 
 router = APIRouter(tags=["search space"])
 

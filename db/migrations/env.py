@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from db.engine import database_url, is_sqlite, make_engine
-from db.models import Base
+from auxnas.db.engine import database_url, is_sqlite, make_engine
+from auxnas.db.models import Base
 
 config = context.config
 target_metadata = Base.metadata

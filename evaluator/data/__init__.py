@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import torch
 
-from evaluator.data.base import TASK_KINDS, Dataset, Split, TaskInfo, standardise
-from evaluator.data.split import meta_split
+from auxnas.evaluator.data.base import TASK_KINDS, Dataset, Split, TaskInfo, standardise
+from auxnas.evaluator.data.split import meta_split
 
 __all__ = ["TASK_KINDS", "Dataset", "Split", "TaskInfo", "clear_cache", "load_dataset", "search_splits"]
 
@@ -57,13 +57,13 @@ def _load(data_cfg, tasks: list[str]) -> Dataset:
     if name == "synthetic":
         available, train, test = _synthetic(data_cfg)
     elif name == "nyuv2":
-        from evaluator.data.nyuv2 import TASKS, load_nyuv2
+        from auxnas.evaluator.data.nyuv2 import TASKS, load_nyuv2
 
         available = TASKS
         _check_tasks(name, available, tasks)
         train, test = load_nyuv2(data_cfg.root, tasks)
     else:
-        from evaluator.data.custom import load_custom
+        from auxnas.evaluator.data.custom import load_custom
 
         available, train, test = load_custom(name, data_cfg)
     _check_tasks(name, available, tasks)
@@ -89,7 +89,7 @@ def _check_tasks(name: str, available: dict[str, TaskInfo], tasks: list[str]) ->
 
 
 def _synthetic(data_cfg) -> tuple[dict[str, TaskInfo], Split, Split]:
-    from evaluator.data import synthetic as syn
+    from auxnas.evaluator.data import synthetic as syn
 
     tasks = {
         "segmentation": TaskInfo("segmentation", "segmentation", len(syn.CLASSES)),

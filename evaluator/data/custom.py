@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from evaluator.data.base import TASK_KINDS, Split, TaskInfo
-from evaluator.plugins import DATASETS, PluginError, load_callable
+from auxnas.evaluator.data.base import TASK_KINDS, Split, TaskInfo
+from auxnas.evaluator.plugins import DATASETS, PluginError, load_callable
 
 
 class CustomDataError(ValueError):

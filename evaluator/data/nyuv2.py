@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evaluator.data.base import Split, TaskInfo
+from auxnas.evaluator.data.base import Split, TaskInfo
 
 NUM_CLASSES = 13
 TASKS = {

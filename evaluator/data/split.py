@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from evaluator.data.base import Split
+from auxnas.evaluator.data.base import Split
 
 
 def meta_split(train: Split, meta_val_fraction: float, split_seed: int) -> tuple[Split, Split]:

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from evaluator.networks.decoders import build_decoder
-from evaluator.networks.encoders import Encoder, build_encoder
+from auxnas.evaluator.networks.decoders import build_decoder
+from auxnas.evaluator.networks.encoders import Encoder, build_encoder
 
 
 class MTLNetwork(nn.Module):

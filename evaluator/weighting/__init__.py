@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from evaluator.weighting.base import Weighting
-from evaluator.weighting.dwa import DWAWeighting
-from evaluator.weighting.equal import EqualWeighting
-from evaluator.weighting.uncertainty import UncertaintyWeighting
+from auxnas.evaluator.weighting.base import Weighting
+from auxnas.evaluator.weighting.dwa import DWAWeighting
+from auxnas.evaluator.weighting.equal import EqualWeighting
+from auxnas.evaluator.weighting.uncertainty import UncertaintyWeighting
 
 
 def make_weighting(name: str, tasks: list[str], steps_per_epoch: int) -> Weighting:

@@ -4,7 +4,7 @@ from collections.abc import Mapping
 
 import torch
 
-from evaluator.weighting.base import Weighting
+from auxnas.evaluator.weighting.base import Weighting
 
 
 class EqualWeighting(Weighting):

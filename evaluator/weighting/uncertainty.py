@@ -5,7 +5,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from evaluator.weighting.base import Weighting
+from auxnas.evaluator.weighting.base import Weighting
 
 
 class UncertaintyWeighting(Weighting):
