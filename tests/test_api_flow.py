@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -123,7 +122,7 @@ def test_cancel_stops_a_running_search_and_its_evaluations(ray_session, client, 
     thread = threading.Thread(target=lambda: (worker.run_forever(once=True), done.set()), daemon=True)
     thread.start()
     cpus = ray_session.cluster_resources()["CPU"]
-    # running, with its first (60 s) evaluation holding a CPU
+    # running, with its first (hour-long) evaluation holding a CPU
     support.wait_until(
         lambda: (
             client.get(f"/searches/{sid}").json()["status"] == "running"
@@ -142,17 +141,16 @@ def test_cancel_stops_a_running_search_and_its_evaluations(ray_session, client, 
     assert running["total"] == 1 and running["items"][0]["kind"] == "joint"
     assert running["items"][0]["attempts"] == 1 and running["items"][0]["started_at"]
     assert client.get(f"/searches/{sid}").json()["progress"]["running"] == 1
-    asked = time.monotonic()
     r = client.post(f"/searches/{sid}/cancel")
     assert r.status_code == 200 and r.json()["cancel_requested"] is True
+    # events, not stopwatches: each wait is far shorter than the evaluation it must not wait for
     support.wait_until(
-        lambda: client.get(f"/searches/{sid}").json()["status"] == "cancelled", 10, what="cancel"
+        lambda: client.get(f"/searches/{sid}").json()["status"] == "cancelled", 60, what="cancel"
     )
-    assert time.monotonic() - asked < 10
-    assert done.wait(10)
-    # the running evaluation was cancelled too: its CPU is free again long before its 60 s
+    assert done.wait(60), "the worker did not return after the cancel"
+    # the running evaluation was cancelled too: its CPU is free again long before its hour
     support.wait_until(
-        lambda: ray_session.available_resources().get("CPU", 0) >= cpus, 10, what="CPU release"
+        lambda: ray_session.available_resources().get("CPU", 0) >= cpus, 60, what="CPU release"
     )
     s = client.get(f"/searches/{sid}").json()
     # the baselines were decided but never finished: back to waiting, none running

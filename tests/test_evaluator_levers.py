@@ -139,28 +139,36 @@ def test_reward_evals_average_the_last_evaluations(data_root, monkeypatch):
 
 # --- warm start -----------------------------------------------------------------------------
 _CHILD = """
-import json, sys, time
+import json, os, sys, time
+from pathlib import Path
 import auxnas.evaluator.warmstart as ws
 from auxnas.evaluator.config import EvalConfig
 from auxnas.evaluator.evaluate import evaluate
 
-build_sleep = float(sys.argv[2])  # a slow build, so that the second process arrives during it
+signals = Path(sys.argv[2])  # the test's marker folder
 original = ws.load_or_build
-def slow(config, device_type, build):
-    def slow_build():
-        time.sleep(build_sleep)
+def held(config, device_type, build):
+    def held_build():
+        (signals / f"building-{os.getpid()}").touch()
+        deadline = time.monotonic() + 300
+        while not (signals / "release").exists():  # the test lets the build go on
+            if time.monotonic() > deadline:
+                sys.exit("never released")
+            time.sleep(0.05)
         return build()
-    return original(config, device_type, slow_build)
-ws.load_or_build = slow
+    return original(config, device_type, held_build)
+ws.load_or_build = held
 r = evaluate(EvalConfig.model_validate(json.loads(sys.argv[1])), None)
 print(json.dumps({"reward": r.reward, "warm": [s.get("warm_start") for s in r.per_seed]}))
 """
 
 
-def _child(cfg: EvalConfig, build_sleep: float = 0.0) -> subprocess.Popen:
+def _child(cfg: EvalConfig, signals: Path) -> subprocess.Popen:
+    """A process evaluating `cfg` whose warm-start build, once inside the lock, marks
+    `signals/building-<pid>` and holds until `signals/release` exists."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
-        [sys.executable, "-c", _CHILD, json.dumps(cfg.model_dump(mode="json")), str(build_sleep)],
+        [sys.executable, "-c", _CHILD, json.dumps(cfg.model_dump(mode="json")), str(signals)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -169,16 +177,48 @@ def _child(cfg: EvalConfig, build_sleep: float = 0.0) -> subprocess.Popen:
     )
 
 
+def _building(signals: Path, child: subprocess.Popen) -> bool:
+    return (signals / f"building-{child.pid}").exists()
+
+
+def _blocked_on_a_lock(pid: int) -> bool:
+    """Whether `pid` waits for a file lock now (the kernel lists a waiter with `->`)."""
+    lines = Path("/proc/locks").read_text().splitlines()
+    return any("->" in line and str(pid) in line.split() for line in lines)
+
+
+def _wait_for(predicate, what: str, child: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert child.poll() is None, f"{what}: the child ended ({child.stderr.read()})"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux's /proc/locks")
 def test_warm_start_is_built_once_across_processes_and_reused(data_root, tmp_path):
-    cache = tmp_path / "ws"
+    """The second process arrives while the first builds (made certain: the first holds its
+    build until the test releases it) and must wait on the lock, not build a second copy."""
+    cache, signals = tmp_path / "ws", tmp_path / "signals"
+    signals.mkdir()
     cfg = warm(data_root, cache)
-    children = [_child(cfg, 4.0), _child(cfg, 4.0)]  # started together: the lock makes one wait
+    first = _child(cfg, signals)
+    _wait_for(lambda: _building(signals, first), "the first build to start", first)
+    second = _child(cfg, signals)
+    _wait_for(
+        lambda: _blocked_on_a_lock(second.pid) or _building(signals, second),
+        "the second process to wait on the lock",
+        second,
+    )
+    assert not _building(signals, second), "two builds ran at once"
+    (signals / "release").touch()
     outs = []
-    for c in children:
+    for c in (first, second):
         out, err = c.communicate(timeout=240)
         assert c.returncode == 0, err
         outs.append(json.loads(out.strip().splitlines()[-1]))
-    assert sorted(o["warm"][0] for o in outs) == ["built", "loaded"]
+    assert [o["warm"][0] for o in outs] == ["built", "loaded"]
+    assert not _building(signals, second)
     files = list(cache.glob("*.pt"))
     assert len(files) == 1 and files[0] == warmstart.cache_path(cfg, "cpu")
     stamp = files[0].stat().st_mtime_ns
@@ -248,13 +288,11 @@ def test_a_killed_or_corrupt_build_is_never_loaded_and_is_redone(data_root, tmp_
 def test_a_build_killed_midway_leaves_nothing_the_loader_accepts(data_root, tmp_path):
     cache = tmp_path / "ws"
     cfg = warm(data_root, cache, pretrain_steps=1_000_000)  # the child would train for hours
-    child = _child(cfg)
-    lock = cache / f"{warmstart.cache_key(cfg, 'cpu')}.lock"
-    deadline = time.monotonic() + 120
-    while not lock.exists() and child.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert lock.exists(), child.stderr.read() if child.poll() is not None else "no lock file"
-    time.sleep(1.0)  # inside the build, holding the lock
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    child = _child(cfg, signals)
+    _wait_for(lambda: _building(signals, child), "the child to hold the lock", child)
+    (signals / "release").touch()  # into the (hours-long) build itself
     child.send_signal(signal.SIGKILL)
     child.communicate(timeout=30)
     assert not list(cache.glob("*.pt"))
