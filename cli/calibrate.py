@@ -100,24 +100,24 @@ def _write_scatter(outcome: Any, path: Path, name: str) -> None:
 
 
 def _print_table(doc: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from auxnas.cli.tables import console as terminal
+    from auxnas.cli.tables import figure_column, new_table, text_column
 
     def f(x: Any, spec: str = ".4f") -> str:
         return "-" if x is None else format(x, spec)
 
-    console = Console()
-    table = Table(title=f"calibration of {doc['config']!r} (search {doc['search_id']})")
-    table.add_column("genotype")
-    table.add_column("mean", justify="right")
-    table.add_column("std", justify="right")
-    for r in range(doc["replicates"]):
-        table.add_column(f"gain r{r + 1}", justify="right")
+    console = terminal()
+    table = new_table(f"calibration of {doc['config']!r} (search {doc['search_id']})")
+    text_column(table, "genotype")
+    figure_column(table, "mean")
+    figure_column(table, "std")
+    # one cell for every replicate's gain: it wraps between figures, whatever the replicates
+    text_column(table, f"gain over Joint, replicates 1-{doc['replicates']}")
     joint = doc.get("joint") or {}
-    table.add_row("Joint", f(joint.get("mean")), f(joint.get("std")), *[""] * doc["replicates"])
+    table.add_row("Joint", f(joint.get("mean")), f(joint.get("std")), "")
     for g in doc["per_genotype"]:
         gains = g.get("gain_over_joint") or [None] * doc["replicates"]
-        table.add_row(g["name"], f(g["mean"]), f(g["std"]), *(f(x, "+.4f") for x in gains))
+        table.add_row(g["name"], f(g["mean"]), f(g["std"]), " ".join(f(x, "+.4f") for x in gains))
     console.print(table)
     seconds = doc.get("seconds_per_candidate") or {}
     lines = [

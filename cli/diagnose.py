@@ -77,11 +77,12 @@ def diagnose(
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(doc, indent=2) + "\n")
-    if as_json:
+    if as_json:  # stdout is the document alone (its verdict is in it); the line goes to stderr
         typer.echo(json.dumps(doc, indent=2))
+        typer.echo(doc["diagnosis"]["verdict"], err=True)
     else:
         _print_table(doc)
-    typer.echo(doc["diagnosis"]["verdict"])
+        typer.echo(doc["diagnosis"]["verdict"])
 
 
 def _run_all(jobs: list, parallel: int, resources: Any) -> list:
@@ -161,35 +162,31 @@ def _document(path, name, cfg, base_seeds, score_metric, jobs, results) -> dict:
 
 
 def _print_table(doc: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    def ms(s: dict) -> str:
-        return f"{s['mean']:.4f} ± {s['std']:.4f}"
+    from auxnas.cli.tables import console as terminal
+    from auxnas.cli.tables import figure_column, new_table, text_column
+    from auxnas.cli.tables import mean_std as ms
 
     def z(x: float | None) -> str:
         return "-" if x is None else f"{x:+.1f}"
 
     d = doc["diagnosis"]
-    console = Console()
-    table = Table(
-        title=f"diagnosis of {doc['config']!r}: {doc['setting']['steps']} steps, seeds {doc['seeds']}, "
-        "meta-val"
+    console = terminal()
+    scores = new_table(
+        f"diagnosis of {doc['config']!r}: {doc['setting']['steps']} steps, seeds {doc['seeds']}, meta-val"
     )
-    for col in ("task (metric)", "Single", "Joint", "Joint - Single", "std", "in std", "basic"):
-        table.add_column(col, justify="left" if col.startswith("task") else "right")
+    text_column(scores, "task (metric)")
+    for col in ("Single", "Joint", "basic"):
+        figure_column(scores, col)
+    competition = new_table("task competition: Joint - Single")
+    text_column(competition, "task")
+    for col in ("Joint - Single", "std", "in std"):
+        figure_column(competition, col)
     for t, e in d["tasks"].items():
         c = e["competition"]
-        table.add_row(
-            f"{t} ({doc['score_metric'][t]})",
-            ms(e["single"]),
-            ms(e["joint"]),
-            f"{c['diff']:+.4f}",
-            f"{c['std']:.4f}",
-            z(c["in_std"]),
-            ms(e["basic"]),
-        )
-    console.print(table)
+        scores.add_row(f"{t} ({doc['score_metric'][t]})", ms(e["single"]), ms(e["joint"]), ms(e["basic"]))
+        competition.add_row(t, f"{c['diff']:+.4f}", f"{c['std']:.4f}", z(c["in_std"]))
+    console.print(scores)
+    console.print(competition)
     reward = d["reward"]
     gain = reward["basic_gain"]
     console.print(

@@ -119,27 +119,30 @@ def plots(
 
 
 def _print_table(doc: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    """One row per model and score (the reward, then each task's metrics): any number of tasks
+    fits an 80-column terminal."""
+    from auxnas.cli.tables import console, figure_column, mean_std, new_table, text_column
 
-    table = Table(title=f"retrain {doc['config']} (test split, seeds {doc['seeds']})")
-    table.add_column("model")
-    table.add_column("reward")
-    for t in doc["tasks"]:
-        table.add_column(t)
-    table.add_column("params train / inference")
+    table = new_table(f"retrain {doc['config']} (test split, seeds {doc['seeds']})")
+    for header in ("model", "score"):
+        text_column(table, header)
+    figure_column(table, "mean ± std")
+    params = new_table("parameters")
+    text_column(params, "model")
+    figure_column(params, "training")
+    figure_column(params, "inference")
     for row in doc["rows"]:
         if "reward" not in row:
-            table.add_row(row["name"], "failed", *([""] * len(doc["tasks"])), "")
+            table.add_row(row["name"], "failed", "")
+            table.add_section()
             continue
-        per_task = []
+        table.add_row(row["name"], "reward", mean_std(row["reward"]))
         for t in doc["tasks"]:
-            m = row["metrics"].get(t)
-            per_task.append(
-                "\n".join(f"{k} {v['mean']:.3f}±{v['std']:.3f}" for k, v in list(m.items())[:3]) if m else ""
-            )
-        reward = f"{row['reward']['mean']:.4f} ± {row['reward']['std']:.4f}"
-        table.add_row(
-            row["name"], reward, *per_task, f"{row['train_params']:,} / {row['inference_params']:,}"
-        )
-    Console().print(table)
+            for metric, value in (row["metrics"].get(t) or {}).items():
+                table.add_row("", f"{t} {metric}", mean_std(value))
+        table.add_section()
+        params.add_row(row["name"], f"{row['train_params']:,}", f"{row['inference_params']:,}")
+    out = console()
+    out.print(table)
+    if params.row_count:
+        out.print(params)

@@ -12,12 +12,32 @@ from pathlib import Path
 from typing import NoReturn
 
 import typer
+from typer.core import TyperGroup
+
+
+class OneLineErrors(TyperGroup):
+    """Every mistake on the command line ends as one `error: ...` line and exit 2, usage
+    mistakes included (where click would print its usage block, a hint and the error)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.TyperException as e:  # the click errors typer raises: usage, bad values
+            typer.echo(f"error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            typer.echo("interrupted", err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
+    cls=OneLineErrors,
     add_completion=False,
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,  # plain "Error: ..." lines for usage mistakes
+    rich_markup_mode=None,
     help="auxnas: search auxiliary modules for multi-task networks.",
 )
 
@@ -31,6 +51,12 @@ COMMAND_MODULES = (
     "auxnas.cli.evidence",
     "auxnas.cli.diagnose",
 )
+
+
+@app.callback(invoke_without_command=True)
+def _root(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:  # `auxnas` alone: the help
+        typer.echo(ctx.get_help())
 
 
 def start_ray() -> None:
@@ -96,14 +122,10 @@ def validate(file: Path = typer.Argument(..., help="Genotype JSON file.")) -> No
 
 
 def _register_commands() -> None:
+    """Every module of COMMAND_MODULES adds its commands; a missing one is a broken install and
+    an error (never a command that silently vanishes)."""
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:  # that area is not built (yet)
-                continue
-            raise
-        module.register(app)
+        importlib.import_module(name).register(app)
 
 
 def main() -> None:

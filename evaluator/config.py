@@ -19,6 +19,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 
@@ -114,7 +115,21 @@ class DataConfig(_Section):
         return v
 
 
+def torchvision_problem() -> str | None:
+    """Why torchvision cannot be used here (None when it imports): `encoder: resnet50` needs it,
+    and a torchvision built for another torch fails on import."""
+    try:
+        import torchvision.models  # noqa: F401
+    except Exception as e:  # noqa: BLE001 - ImportError, or a build for another torch
+        return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no message'}"
+    return None
+
+
 class ModelConfig(_Section):
+    """The main network. `decoder` is no field: every task has the one head of
+    evaluator/networks/decoders.py. A config that still says `decoder: baseline` (that head's
+    old name) is accepted and the key dropped; any other value is refused."""
+
     encoder: Literal["tiny", "deep-plain", "mobilenetv2", "resnet50"] = "tiny"
     width_mult: float = Field(1.0, gt=0.0, le=4.0, description="encoder channel multiplier; (0, 4]")
     pretrained: str | None = Field(
@@ -123,7 +138,6 @@ class ModelConfig(_Section):
         description="local path of encoder weights (state_dict), or 'auto': the cached warm start; "
         "at most 4096 characters",
     )
-    decoder: Literal["baseline"] = "baseline"
     output_stride: Literal[4, 8, 16, 32] = Field(
         8, description="encoder stride of the deepest feature map; later stages dilate instead"
     )
@@ -144,6 +158,28 @@ class ModelConfig(_Section):
         description="pretrained 'auto': cache directory (default $AUXNAS_CACHE_DIR/warmstart, "
         "else ~/.cache/auxnas/warmstart)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_decoder_key(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "decoder" in data:
+            if data["decoder"] != "baseline":
+                raise ValueError(
+                    f"decoder: {data['decoder']!r} is not a decoder; there is one task head, and the key "
+                    "may be left out ('baseline', its old name, is still accepted)"
+                )
+            data = {k: v for k, v in data.items() if k != "decoder"}
+        return data
+
+    @field_validator("encoder")
+    @classmethod
+    def _resnet50_needs_torchvision(cls, v: str) -> str:
+        if v == "resnet50" and (problem := torchvision_problem()) is not None:
+            raise ValueError(
+                f"resnet50 needs torchvision, which does not import here ({problem}); install the "
+                "torchvision release built for your torch, or use tiny, deep-plain or mobilenetv2"
+            )
+        return v
 
 
 class TrainConfig(_Section):

@@ -1,5 +1,6 @@
-"""Task decoders. `baseline` is the paper's two-layer task head followed by bilinear upsampling
-to the image size (3x3 conv-BN-ReLU, 1x1 conv); classification tasks pool globally first."""
+"""The task decoder: the paper's two-layer task head followed by bilinear upsampling to the
+image size (3x3 conv-BN-ReLU, 1x1 conv); classification tasks pool globally first. It is the only
+one (configs that still name it `decoder: baseline` are accepted, see ModelConfig)."""
 
 from __future__ import annotations
 
@@ -40,9 +41,7 @@ class ClassificationHead(nn.Module):
         return self.body(x.mean(dim=(2, 3)))
 
 
-def build_decoder(kind: str, in_channels: int, task) -> nn.Module:
-    if kind != "baseline":
-        raise ValueError(f"model.decoder: unknown decoder {kind!r}")
+def build_decoder(in_channels: int, task) -> nn.Module:
     if task.dense:
         return DenseHead(in_channels, task.out_channels)
     return ClassificationHead(in_channels, task.out_channels)

@@ -42,5 +42,5 @@ def build_network(model_cfg, tasks: Mapping, in_channels: int) -> MTLNetwork:
             f"of encoder {model_cfg.encoder!r}"
         )
     deepest = encoder.feature_channels[-1]
-    decoders = {name: build_decoder(model_cfg.decoder, deepest, task) for name, task in tasks.items()}
+    decoders = {name: build_decoder(deepest, task) for name, task in tasks.items()}
     return MTLNetwork(encoder, decoders)
