@@ -1,9 +1,11 @@
 """A search's checkpoint directory: what the controller needs to resume, nothing else.
 
     <dir>/state.json            driver state after the last finished iteration (written last)
-    <dir>/strategy-<k>/         strategy state after iteration k (RLlib algorithm for ppo)
+    <dir>/strategy-<k>/         strategy state after iteration k (for ppo: the RLlib algorithm and
+                                the generator state, `controller.generators`)
     <dir>/pending-<k>.pkl       the batch the strategy proposed in iteration k, until it learned
-                                from it (for ppo: the sampled episodes)
+                                from it (for ppo: the sampled episodes and the generator state
+                                after sampling them)
 
 Trials live in the storage only (the database is their one source of truth). `state.json` is
 replaced atomically and names the strategy directory it belongs to, so a kill at any point

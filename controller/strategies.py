@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from auxnas.controller.config import SearchConfig
+from auxnas.controller.generators import OwnedGenerators
 from auxnas.search_space import Genotype, SearchSpace, sample_genotype
 
 STRATEGIES = ("ppo", "random")
+GENERATORS_FILE = "generators.json"  # the PPO strategy's generator state, next to its algorithm
 
 
 class Strategy(ABC):
@@ -115,11 +117,15 @@ class PPOStrategy(Strategy):
 
         self.config = config
         self.space = space
-        self.algo = build_ppo_config(config, space).build_algo()
+        # building seeds the process's generators (config.seed); the strategy keeps that state as
+        # its own and checkpoints it, so a resumed search samples what an uninterrupted one would
+        self.generators = OwnedGenerators()
+        with self.generators.active():
+            self.algo = build_ppo_config(config, space).build_algo()
         self._episodes: list[Any] = []
 
     def propose(self, n: int) -> list[Genotype]:
-        with _one_torch_thread():
+        with _one_torch_thread(), self.generators.active():
             self._episodes = self.algo.sample_episodes(n)
         if len(self._episodes) != n:
             raise RuntimeError(f"sampled {len(self._episodes)} episodes, wanted {n}")
@@ -129,30 +135,39 @@ class PPOStrategy(Strategy):
         return [Genotype(self.space, tuple(self.algo.episode_tokens(e))) for e in self._episodes]
 
     def pending(self) -> Any:
-        return [e.get_state() for e in self._episodes]
+        return {"episodes": [e.get_state() for e in self._episodes], "generators": self.generators.state}
 
     def restore_pending(self, payload: Any) -> list[Genotype]:
         from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 
-        self._episodes = [SingleAgentEpisode.from_state(state) for state in payload]
+        if isinstance(payload, list):  # written before batches carried the generator state
+            payload = {"episodes": payload, "generators": None}
+        self._episodes = [SingleAgentEpisode.from_state(state) for state in payload["episodes"]]
+        if payload["generators"] is not None:
+            self.generators.state = payload["generators"]
         return self._genotypes()
 
     def observe(self, rewards: Sequence[float]) -> dict[str, float]:
         if len(rewards) != len(self._episodes):
             raise ValueError(f"expected {len(self._episodes)} rewards, got {len(rewards)}")
-        with _one_torch_thread():
+        with _one_torch_thread(), self.generators.active():
             stats = self.algo.learn(self._episodes, list(rewards))
         self._episodes = []
         return stats
 
     def save(self, directory: Path) -> None:
         self.algo.save_to_path(str(Path(directory).resolve() / "algorithm"))
+        (Path(directory) / GENERATORS_FILE).write_text(json.dumps(self.generators.state))
 
     def restore(self, directory: Path) -> None:
         path = Path(directory).resolve() / "algorithm"
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: no RLlib checkpoint")
-        self.algo.restore_from_path(str(path))
+        with self.generators.active():
+            self.algo.restore_from_path(str(path))
+        generators = Path(directory) / GENERATORS_FILE
+        if generators.is_file():  # absent from checkpoints written before it was kept
+            self.generators.state = json.loads(generators.read_text())
         # restore_from_path syncs the env runner already; do it again and check it took
         self.algo.sync_env_runner_weights()
         if not self.algo.weights_in_sync():

@@ -172,3 +172,48 @@ def test_a_checkpoint_written_under_the_old_bare_module_names_still_restores(ppo
             np.testing.assert_array_equal(np.asarray(value), np.asarray(saved[key]))
     finally:
         other.close()
+
+
+def test_a_restored_strategy_samples_what_the_saved_one_goes_on_to_sample(ppo_strategy, tmp_path):
+    """Building the algorithm seeds the process's generators again; the strategy's own state,
+    saved with its checkpoint, must win over that, and over any draw made by others between."""
+    import pickle
+
+    from auxnas.controller.strategies import PPOStrategy
+
+    ppo_strategy.observe([0.3] * len(ppo_strategy.propose(4)))
+    ppo_strategy.save(tmp_path)
+    other = PPOStrategy(ppo_strategy.config, ppo_strategy.space)  # seeds the process again
+    try:
+        other.restore(tmp_path)
+        torch.rand(7), np.random.rand(7), random.random()  # someone else draws in between
+        expected = [g.tokens for g in ppo_strategy.propose(8)]
+        assert [g.tokens for g in other.propose(8)] == expected
+        pending = pickle.loads(pickle.dumps(ppo_strategy.pending()))  # as the checkpoint keeps it
+        ppo_strategy.observe([0.5] * 8)
+        other.restore_pending(pending)
+        other.observe([0.5] * 8)
+        assert [g.tokens for g in other.propose(8)] == [g.tokens for g in ppo_strategy.propose(8)]
+    finally:
+        ppo_strategy.observe([0.0] * 8)
+        other.close()
+
+
+def test_generator_state_round_trips_through_json_and_leaves_the_process_alone():
+    import json
+
+    from auxnas.controller.generators import OwnedGenerators
+
+    torch.manual_seed(1)
+    owned = OwnedGenerators()
+    with owned.active():
+        torch.manual_seed(5), np.random.seed(5), random.seed(5)
+    first = (torch.rand(3).tolist(), np.random.rand(3).tolist(), random.random())
+    torch.manual_seed(1)
+    assert torch.rand(3).tolist() == first[0]  # the process's torch stream went on from seed 1
+    again = OwnedGenerators(json.loads(json.dumps(owned.state)))
+    for gens in (owned, again):
+        with gens.active():
+            drawn = (torch.rand(3).tolist(), np.random.rand(3).tolist(), random.random())
+        torch.manual_seed(5), np.random.seed(5), random.seed(5)
+        assert drawn == (torch.rand(3).tolist(), np.random.rand(3).tolist(), random.random())

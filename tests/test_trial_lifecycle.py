@@ -122,17 +122,40 @@ def _rows(store: InMemoryStorage) -> list[tuple]:
     return [(t.index, t.kind, t.status, t.tokens, t.reward, t.iteration) for t in store.trials(1)]
 
 
+def _iterations(store: InMemoryStorage) -> list[tuple]:
+    return [(it.index, it.num_episodes, it.reward_mean, it.reward_max) for it in store.iterations(1)]
+
+
+@functools.cache
+def _uninterrupted(strategy: str, root: str) -> InMemoryStorage:
+    """One uninterrupted run per strategy, shared by the kill points."""
+    whole = InMemoryStorage()
+    config = _resume_config(strategy)
+    outcome = SearchDriver(
+        config, whole, 1, f"{root}/whole-{strategy}", evaluate_fn=fakes.hashed_reward
+    ).run()
+    assert outcome.status == "succeeded", outcome.error
+    return whole
+
+
+def _resume_config(strategy: str):
+    return tiny_search_config(
+        search={"strategy": strategy, "budget": 8, "parallel_trials": 1},
+        controller={"episodes_per_update": 2, "hidden_size": 8, "embedding_size": 8},
+    )
+
+
 @pytest.mark.usefixtures("ray_session")
+@pytest.mark.parametrize("strategy", ["ppo", "random"])
 @pytest.mark.parametrize(
     ("method", "nth"),
     [("add_trials", 3), ("move_trial", 5), ("add_iteration", 2)],
     ids=["before-the-trial-writes", "during-the-trial-writes", "after-the-trial-writes"],
 )
-def test_resumed_search_has_the_rows_of_an_uninterrupted_one(tmp_path, method, nth):
-    config = tiny_search_config(search={"budget": 8, "parallel_trials": 1})
-    whole = InMemoryStorage()
-    outcome = SearchDriver(config, whole, 1, tmp_path / "whole", evaluate_fn=fakes.hashed_reward).run()
-    assert outcome.status == "succeeded", outcome.error
+def test_resumed_search_has_the_rows_of_an_uninterrupted_one(tmp_path_factory, strategy, method, nth):
+    config = _resume_config(strategy)
+    whole = _uninterrupted(strategy, str(tmp_path_factory.getbasetemp()))
+    tmp_path = tmp_path_factory.mktemp(f"cut-{strategy}")
 
     store = KillingStorage(method, nth)
     with pytest.raises(Killed):
@@ -142,7 +165,7 @@ def test_resumed_search_has_the_rows_of_an_uninterrupted_one(tmp_path, method, n
     )
     assert resumed.status == "succeeded", resumed.error
     assert _rows(store) == _rows(whole)
-    assert [it.index for it in store.iterations(1)] == [it.index for it in whole.iterations(1)]
+    assert _iterations(store) == _iterations(whole)
 
 
 @pytest.mark.usefixtures("ray_session")

@@ -1,5 +1,5 @@
 """Real `auxnas worker` processes: one SIGKILLed mid-search is resumed by the next without
-losing or repeating a trial; two started on one queued search never both run it.
+losing or repeating a trial, and ends with the rows and iterations of an uninterrupted run; two started on one queued search never both run it.
 
 The workers join this test session's Ray (RAY_ADDRESS) and use a fake evaluator that takes
 0.6 s per candidate and logs every finished evaluation to `data.root`.
@@ -43,16 +43,41 @@ def start_worker(env, tmp_path, name: str, lease: float = LEASE):
     return support.start_auxnas(args, env, tmp_path / f"{name}.log")
 
 
-def queue_search(storage: SqlStorage, tmp_path, budget: int, strategy: str) -> int:
-    log_dir = tmp_path / "runs" / "evaluations"  # inside the worker's --data-dir
-    log_dir.mkdir(parents=True)
-    config = support.tiny_search_config(
+def resumable_config(budget: int, strategy: str):
+    return support.tiny_search_config(
         name="resumable",
         data={"root": "evaluations"},
         search={"strategy": strategy, "budget": budget, "parallel_trials": 2, "early_stop": False},
         controller={"episodes_per_update": 4},
     )
-    return storage.create_search(config)
+
+
+def queue_search(storage: SqlStorage, tmp_path, budget: int, strategy: str) -> int:
+    log_dir = tmp_path / "runs" / "evaluations"  # inside the worker's --data-dir
+    log_dir.mkdir(parents=True)
+    return storage.create_search(resumable_config(budget, strategy))
+
+
+def uninterrupted(tmp_path, budget: int, strategy: str):
+    """The same search run in this process without a kill (same rewards, no delay, no log)."""
+    from auxnas.controller.driver import SearchDriver
+    from auxnas.controller.storage import InMemoryStorage
+
+    store = InMemoryStorage()
+    driver = SearchDriver(
+        resumable_config(budget, strategy), store, 1, tmp_path / "whole", evaluate_fn=support.fast_evaluate
+    )
+    outcome = driver.run()
+    assert outcome.status == "succeeded", outcome.error
+    return store.trials(1), store.iterations(1)
+
+
+def rows(trials) -> list[tuple]:
+    return [(t.index, t.kind, t.status, t.tokens, t.reward, t.iteration) for t in trials]
+
+
+def iteration_rows(iterations) -> list[tuple]:
+    return [(it.index, it.num_episodes, it.reward_mean, it.reward_max) for it in iterations]
 
 
 def test_a_killed_worker_is_resumed_without_losing_or_repeating_a_trial(
@@ -114,9 +139,13 @@ def test_a_killed_worker_is_resumed_without_losing_or_repeating_a_trial(
         if t.status != "cached":
             key = tuple(t.tokens) if t.tokens is not None else None
             assert evaluations[key] == 1, f"trial {t.index} was evaluated {evaluations[key]} times"
-    # the controller resumed from its checkpoint rather than from scratch
+    # the controller resumed from its checkpoint rather than from scratch, and exactly: the
+    # rows and iterations are those of the same search run without a kill
     iterations = storage.iterations(sid)
     assert [it.index for it in iterations] == list(range(len(iterations)))
+    whole_trials, whole_iterations = uninterrupted(tmp_path, budget, "ppo")
+    assert rows(after) == rows(whole_trials)
+    assert iteration_rows(iterations) == iteration_rows(whole_iterations)
 
 
 def test_two_workers_on_one_queued_search_never_both_run_it(ray_session, storage, db_url, tmp_path):
