@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 UV := uv==0.13.9
 
-.PHONY: demo test lint install lock clean
+.PHONY: demo test test-fast lint install lock clean
 
 # Every version comes from $(LOCK) (pip, setuptools and the project's whole dependency tree), the
 # same file the image installs from; torch is outside the lock (README: "Pinned versions").
@@ -27,8 +27,14 @@ demo: $(STAMP)
 		$(BIN)/auxnas search configs/synthetic-compete.yaml --output runs/synthetic-compete-best.json
 	$(BIN)/auxnas validate runs/synthetic-compete-best.json
 
+# everything (what CI runs): about 6 minutes on 2 cores
 test: $(STAMP)
 	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q
+
+# unit, API and storage tests: everything but the `slow` ones (clusters, service processes,
+# killed workers, real training in subprocesses); under 2 minutes on 2 cores
+test-fast: $(STAMP)
+	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

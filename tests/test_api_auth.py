@@ -90,9 +90,19 @@ def test_the_token_comes_from_the_environment(db_url, monkeypatch):
         assert client.get("/searches", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
 
 
-def test_openapi_documents_every_endpoint_and_the_bearer_scheme(db_url):
+def test_without_a_token_the_openapi_declares_no_auth(db_url):
     with TestClient(create_app(db_url, api_token="")) as client:
         doc = client.get("/openapi.json").json()
+    assert "securitySchemes" not in doc.get("components", {})
+    for ops in doc["paths"].values():
+        for op in ops.values():
+            assert "security" not in op and "401" not in op["responses"]
+
+
+def test_openapi_documents_every_endpoint_and_the_bearer_scheme(db_url):
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with TestClient(create_app(db_url, api_token=TOKEN)) as client:
+        doc = client.get("/openapi.json", headers=auth).json()
     paths = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
     assert paths == {
         ("GET", "/healthz"),
@@ -110,3 +120,7 @@ def test_openapi_documents_every_endpoint_and_the_bearer_scheme(db_url):
     body = doc["paths"]["/searches"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body["$ref"].endswith("/SearchConfig")
     assert "security" not in doc["paths"]["/healthz"]["get"]
+    assert (
+        doc["paths"]["/searches"]["get"]["security"]
+        and "401" in doc["paths"]["/searches"]["get"]["responses"]
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,8 @@ BAD_BODIES = [
     ({"train": {"lr": math.nan}}, "train.lr"),
     ({"search": {"failure_reward": math.nan}}, "search.failure_reward"),
     ({"train": {"steps": "100"}}, "train.steps"),
-    ({"train": {"steps": 100.0}}, "train.steps"),
+    ({"train": {"steps": 100.5}}, "train.steps"),
+    ({"data": {"crop_size": [16, 16.5]}}, "data.crop_size.1"),
     ({"train": {"amp": "yes"}}, "train.amp"),
     ({"search": {"budget": True}}, "search.budget"),
     ({"search": {"budget": 2**31}}, "search.budget"),
@@ -213,7 +215,10 @@ def test_the_token_is_checked_before_the_body_is_read(db_url):
         ([("tasks", f"t{i}") for i in range(17)], "tasks"),
         ({"tasks": ",".join(f"t{i}" for i in range(1000)), "num_inputs": 8}, "tasks.0"),
         ({"tasks": "x" * 65}, "tasks.0"),
-        ({"tasks": "ok,a\x00b"}, "tasks.1"),
+        ({"tasks": "ok,a\x00b"}, "tasks.0"),  # the query item: its pattern allows no NUL
+        ([("tasks", "ok"), ("tasks", "a:b")], "tasks.1"),
+        ({"tasks": "a,,b"}, "tasks.0"),  # an empty name
+        ({"tasks": "a,a"}, "tasks"),  # duplicates: what a schema cannot say, still a 422
         ({"num_inputs": 9}, "num_inputs"),
     ],
 )
@@ -222,6 +227,46 @@ def test_search_space_queries_are_capped(app_and_client, query, field):
     r = client.get("/search-space", params=query)
     assert r.status_code == 422, r.text
     assert r.json()["detail"][0]["field"] == field
+
+
+def test_integral_floats_are_integers_as_in_json_schema(app_and_client):
+    _, client = app_and_client
+    body = {**GOOD, "train": {"steps": 104.0}, "data": {"crop_size": [16.0, 24]}, "seed": 3.0}
+    r = post_json(client, body)
+    assert r.status_code == 201, r.text
+    config = client.get(f"/searches/{r.json()['id']}").json()["config"]
+    assert config["train"]["steps"] == 104 and config["data"]["crop_size"] == [16, 24] and config["seed"] == 3
+    assert isinstance(config["train"]["steps"], int)
+
+
+def test_a_405_lists_every_method_of_the_path(app_and_client):
+    _, client = app_and_client
+    for method, path, allowed in [
+        ("DELETE", "/searches", "GET, POST"),
+        ("PUT", "/searches/1", "GET"),
+        ("GET", "/searches/1/cancel", "POST"),
+        ("DELETE", "/searches/1/plots/reward.png", "GET"),
+    ]:
+        r = client.request(method, path)
+        assert r.status_code == 405 and r.headers["allow"] == allowed, (method, path, r.headers)
+
+
+def test_search_space_names_follow_the_documented_pattern(app_and_client):
+    app, client = app_and_client
+    (param,) = [
+        p for p in app.openapi()["paths"]["/search-space"]["get"]["parameters"] if p["name"] == "tasks"
+    ]
+    pattern = re.compile(param["schema"]["items"]["pattern"])
+    for item, ok in [
+        ("a, b", True),
+        (" " + "x" * 64 + " ", True),
+        ("x" * 65, False),
+        ("a:b", False),
+        (",", False),
+    ]:
+        assert bool(pattern.fullmatch(item)) is ok, item
+        r = client.get("/search-space", params={"tasks": item, "num_inputs": 1})
+        assert (r.status_code == 200) is ok, (item, r.text)
 
 
 def test_the_largest_search_space_allowed_is_small(app_and_client):
@@ -274,7 +319,8 @@ def test_every_answered_status_is_in_the_openapi(app_and_client):
             codes = set(op["responses"])
             assert {"400", "413"} <= codes, (method, path, codes)
             if path != "/healthz":
-                assert {"401", "422", "503"} <= codes, (method, path, codes)
+                assert {"422", "503"} <= codes, (method, path, codes)
+                assert "401" not in codes and "security" not in op, (method, path)  # no token
             if "{search_id}" in path:
                 assert "404" in codes, (method, path, codes)
                 param = next(p for p in op["parameters"] if p["name"] == "search_id")

@@ -81,7 +81,7 @@ def test_unparseable_and_missing_bodies(app_and_client):
         ("/searches/abc", "search_id"),
         ("/search-space?num_inputs=0", "num_inputs"),
         ("/search-space?tasks=a,feature", "tasks"),
-        ("/search-space?tasks=,", "tasks"),
+        ("/search-space?tasks=,", "tasks.0"),  # no name in the item: its pattern
     ],
 )
 def test_bad_query_and_path_parameters_name_the_parameter(app_and_client, path, field):

@@ -105,6 +105,7 @@ def test_an_expired_cli_search_is_claimable_by_a_worker_a_live_one_is_not(storag
     assert storage.search_row(live).worker_id == "cli:host:1"
 
 
+@pytest.mark.slow
 def test_a_killed_cli_search_shows_its_lease_expired_and_resume_completes_it(
     ray_session, runner, storage, db_url, tmp_path, monkeypatch
 ):

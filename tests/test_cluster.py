@@ -29,6 +29,9 @@ from tests.cluster_support import (
 )
 from tests.service_support import tiny_search_config
 
+# a local multi-node Ray cluster for the module: about a minute in all
+pytestmark = pytest.mark.slow
+
 GPU_SLOTS = 4  # 2 worker nodes x 2 GPUs, one GPU per trial
 
 

@@ -32,6 +32,7 @@ def _run(strategy_name: str, seed: int) -> list[list[float]]:
     return batches
 
 
+@pytest.mark.slow
 def test_ppo_learns_the_known_optimum_and_beats_random():
     ppo = _run("ppo", seed=3)
     rnd = _run("random", seed=3)

@@ -83,6 +83,7 @@ def test_the_seed_changes_the_reward(data_root):
     assert reward(cfg, basic)[0] != reward(cfg.model_copy(update={"seed": 1}), basic)[0]
 
 
+@pytest.mark.slow
 def test_a_fresh_process_gets_the_same_reward(data_root):
     doc = tiny_doc(data_root, **LEVERS)
     cfg = EvalConfig.model_validate(doc)

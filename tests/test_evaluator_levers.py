@@ -195,6 +195,7 @@ def _wait_for(predicate, what: str, child: subprocess.Popen, timeout: float = 24
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux's /proc/locks")
 def test_warm_start_is_built_once_across_processes_and_reused(data_root, tmp_path):
     """The second process arrives while the first builds (made certain: the first holds its

@@ -44,6 +44,7 @@ def not_a_result(config, genotype, *, early_stop_below=None):
     return 0.5
 
 
+@pytest.mark.slow
 def test_ray_path_runs_a_real_evaluation_on_cpu(ray_session, tmp_path):
     cfg = _config(str(tmp_path))
     genotype = basic_genotype(SearchSpace(2, ("segmentation", "depth")))

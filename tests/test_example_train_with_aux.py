@@ -51,6 +51,7 @@ def refusal(example, capsys, *args: str) -> str:
     return exit_info.value.code
 
 
+@pytest.mark.slow
 def test_the_script_trains_basic_and_the_deployed_network_has_the_plain_parameter_count():
     result = subprocess.run(
         [sys.executable, str(SCRIPT), *FAST], capture_output=True, text=True, timeout=300, cwd=REPO

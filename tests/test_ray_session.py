@@ -9,6 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 PROBE = """
@@ -20,6 +22,7 @@ ray.shutdown()
 """
 
 
+@pytest.mark.slow
 def test_the_suite_starts_its_own_ray_beside_a_stale_cluster_address():
     # what a killed `ray start --head` leaves behind: an address nobody listens on
     tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths live under it
