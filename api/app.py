@@ -82,10 +82,12 @@ def create_app(
     # stays for the OpenAPI security scheme
     app.add_middleware(RequestGuard, api_token=token, max_body_bytes=body_limit)
 
-    protected = [Depends(require_token)]
+    # without a token there is no auth: the document declares neither the scheme nor a 401
+    protected = [Depends(require_token)] if token else []
+    responses = PROTECTED if token else {k: v for k, v in PROTECTED.items() if k != 401}
     app.include_router(health.router)
     for router in (space.router, searches.router, plots.router):
-        app.include_router(router, dependencies=protected, responses=PROTECTED)
+        app.include_router(router, dependencies=protected, responses=responses)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=protected)
     def openapi() -> JSONResponse:

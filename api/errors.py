@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +11,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("auxnas.api")
 
@@ -62,6 +64,14 @@ def install(app: FastAPI) -> None:
     async def _field(_request: Request, exc: FieldError) -> JSONResponse:
         return _problem([{"loc": exc.loc, "msg": exc.msg, "type": exc.type}])
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+            # every method of the path (the router names only those of the first route it matched)
+            headers["Allow"] = ", ".join(allowed_methods(app, request)) or headers.get("Allow", "")
+        return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail}, headers=headers)
+
     @app.exception_handler(OperationalError)
     async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
         first = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
@@ -70,6 +80,17 @@ def install(app: FastAPI) -> None:
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
             content={"detail": f"database unavailable: {first}"},
         )
+
+
+def allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """The methods the OpenAPI document gives the request's path, sorted (empty for a path
+    outside the document)."""
+    methods: set[str] = set()
+    for template, operations in app.openapi()["paths"].items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {m.upper() for m in operations}
+    return sorted(methods)
 
 
 def _location(e: dict[str, Any]) -> list[str | int]:

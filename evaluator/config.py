@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -45,8 +46,29 @@ BUILTIN_DATASET_TASKS: dict[str, tuple[str, ...]] = {
 TaskName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TASK_NAME)]
 
 
+def integral(value: Any, annotation: Any) -> Any:
+    """`value` with a float that has no fraction (104.0) made an int where `annotation` wants an
+    integer: JSON Schema's "integer" includes such numbers, so the API's schema promises them."""
+    if get_origin(annotation) is Annotated:
+        return integral(value, get_args(annotation)[0])
+    args = get_args(annotation)
+    if get_origin(annotation) in (Union, UnionType) and len([a for a in args if a is not type(None)]) == 1:
+        return integral(value, next(a for a in args if a is not type(None)))
+    wants_int = annotation is int or (get_origin(annotation) is Literal and all(type(a) is int for a in args))
+    if wants_int and type(value) is float and value.is_integer():
+        return int(value)
+    if get_origin(annotation) is list and args and isinstance(value, list):
+        return [integral(v, args[0]) for v in value]
+    return value
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _integral_floats(cls, v: Any, info: ValidationInfo) -> Any:
+        return integral(v, cls.model_fields[info.field_name].annotation)
 
     @field_validator("*")
     @classmethod
@@ -75,9 +97,10 @@ class DataConfig(_Section):
     )
     num_test_images: int = Field(200, ge=4, le=1_000_000, description="synthetic: test images; 4..1e6")
     resolution: int = Field(64, ge=16, le=1024, description="synthetic: image side in pixels; 16..1024")
-    crop_size: list[int] | None = Field(
-        None,
-        description="[H, W] random training crop (any dataset), each 8..4096; scoring uses whole images",
+    crop_size: (
+        Annotated[list[Annotated[int, Field(ge=8, le=4096)]], Field(min_length=2, max_length=2)] | None
+    ) = Field(
+        None, description="[H, W] random training crop (any dataset), each 8..4096; scoring uses whole images"
     )
     meta_val_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share of training images; (0, 1)")
     split_seed: int = Field(0, ge=0, le=INT32_MAX, description="meta-train/meta-val split seed; 0..2^31-1")
@@ -106,13 +129,6 @@ class DataConfig(_Section):
             return v
         extra = "".join(f", {n!r}" for n in plugins.names(plugins.DATASETS))
         raise ValueError(f"must be 'synthetic', 'nyuv2'{extra} or 'python:package.module:callable'")
-
-    @field_validator("crop_size")
-    @classmethod
-    def _crop_pair(cls, v: list[int] | None) -> list[int] | None:
-        if v is not None and (len(v) != 2 or min(v) < 8 or max(v) > 4096):
-            raise ValueError("must be [height, width], each 8..4096")
-        return v
 
 
 def torchvision_problem() -> str | None:
@@ -250,6 +266,7 @@ class EvalConfig(_Section):
         min_length=1,
         max_length=MAX_TASKS,
         description="task names, 1..16 of them, each 1..64 characters; the dataset must offer them",
+        json_schema_extra={"uniqueItems": True},  # _unique_tasks
     )
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)

@@ -13,8 +13,16 @@ from auxnas.search_space import SearchSpace, SpaceError
 
 router = APIRouter(tags=["search space"])
 
-# one query item may hold every task name, comma-separated
-_TasksItem = Annotated[str, StringConstraints(max_length=MAX_TASKS * (MAX_TASK_NAME + 1))]
+# One query item may hold several task names, comma-separated; spaces around a name are
+# dropped. The pattern states the rule for each name: 1..MAX_TASK_NAME characters without the
+# spaces around it, no ',' ':' or NUL. What a schema cannot say (the name 'feature', duplicates,
+# more than MAX_TASKS names over all items) is a 422 naming the field.
+_EDGE = "[^ ,:\\x00]"
+_NAME = f"{_EDGE}([^,:\\x00]{{0,{MAX_TASK_NAME - 2}}}{_EDGE})?"
+TASKS_PATTERN = f"^ *{_NAME} *(, *{_NAME} *)*$"
+_TasksItem = Annotated[
+    str, StringConstraints(max_length=MAX_TASKS * (MAX_TASK_NAME + 1), pattern=TASKS_PATTERN)
+]
 
 
 @router.get("/search-space", summary="Describe the search space for tasks and P inputs")
@@ -27,7 +35,7 @@ def search_space(
     ),
     num_inputs: int = Query(3, ge=1, le=8, description="P: encoder feature maps the modules read"),
 ) -> dict[str, Any]:
-    names = [t.strip() for item in tasks for t in item.split(",") if t.strip()]
+    names = [t.strip(" ") for item in tasks for t in item.split(",") if t.strip(" ")]
     if not names:
         raise field_error(("query", "tasks"), "at least one task name is needed")
     # the description grows with the square of the task count: a cap keeps it small
