@@ -64,11 +64,13 @@ def start_ray() -> None:
     cannot), and keep Ray's own log lines out of the command's output."""
     import logging
 
+    from auxnas.evaluator.priority import worker_nice
     from auxnas.worker.ray_runtime import RayStartError, ensure_ray
 
     try:
+        worker_nice()  # what the trials will read: a bad value stops the command, not each trial
         ensure_ray()
-    except RayStartError as e:
+    except (RayStartError, ValueError) as e:
         fail(str(e))
     for name in ("ray", "ray.rllib", "ray.tune"):
         logging.getLogger(name).setLevel(logging.ERROR)

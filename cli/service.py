@@ -190,12 +190,17 @@ def worker(
 ) -> None:
     """Claim queued searches (and ones whose worker died) from the database and run them."""
     from auxnas.cli.search import load_evaluator
+    from auxnas.evaluator.priority import lower_priority
     from auxnas.worker.loop import Worker
     from auxnas.worker.parent_watch import exit_with_parent
     from auxnas.worker.ray_runtime import RayStartError, ensure_ray
 
     exit_with_parent()  # an embedded worker: SIGTERM when its `auxnas serve` dies
     _logging()
+    try:
+        lower_priority()  # the search yields the CPU to the API (its local Ray inherits it)
+    except ValueError as e:
+        fail(str(e))
     fn = load_evaluator(evaluator)
     storage = _storage(database_url)
     try:

@@ -8,7 +8,8 @@ never raises through Ray: an exception, a NaN loss or a CUDA out-of-memory becom
 `EvalResult.failure(type, message)`. After a trial that used CUDA the task frees GPU memory
 (gc and `torch.cuda.empty_cache()`), so the next trial on that worker starts from a clean device.
 The task first reports its start to `evaluator.starts` (when the driver keeps a `StartWatch`), so
-a search can tell trials Ray runs from trials waiting for resources.
+a search can tell trials Ray runs from trials waiting for resources, then lowers its process's
+CPU priority (`evaluator.priority`: nice 15 unless `AUXNAS_WORKER_NICE` says otherwise).
 Datasets are cached per worker process by `evaluator.data.load_dataset`, so a worker that runs
 many candidates prepares its tensors once.
 
@@ -181,7 +182,12 @@ def _remote_function():
 
 
 def _ray_task(config, genotype, early_stop_below, evaluate_fn, start_board: str | None) -> EvalResult:  # noqa: ANN001
+    from auxnas.evaluator.priority import lower_priority
     from auxnas.evaluator.starts import report_start
 
     report_start(start_board)  # from now on the trial is running, not waiting for resources
+    try:
+        lower_priority()  # trials yield the CPU to the API and the search's own bookkeeping
+    except ValueError as e:
+        return EvalResult.failure("ValueError", str(e))
     return run_trial(config, genotype, early_stop_below, evaluate_fn)
