@@ -235,7 +235,7 @@ class TrialPage(BaseModel):
 
 
 class GenotypeDocument(BaseModel):
-    """Genotype JSON, version 1 (see DESIGN.md); the format `auxnas validate` and the builder read."""
+    """Genotype JSON, version 1 (docs/design.md); the format `auxnas validate` and the builder read."""
 
     model_config = ConfigDict(extra="allow")
 

@@ -1,4 +1,4 @@
-"""Benchmark of the evaluator (issue 3). Prints every figure it measures.
+"""Benchmark of the evaluator. Prints every figure it measures.
 
     .venv/bin/python bench/evaluate.py                       # configs/synthetic-tiny.yaml
     .venv/bin/python bench/evaluate.py --config configs/synthetic-hard.yaml

@@ -1,4 +1,4 @@
-"""The evidence study (issue 7): does PPO beat random search at equal budget, and does the
+"""The evidence study: does PPO beat random search at equal budget, and does the
 searched auxiliary module beat Joint and `basic` after the final retrain on the test split?
 
     .venv/bin/python bench/study.py                                   # the figures in docs/results.md

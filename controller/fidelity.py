@@ -8,7 +8,7 @@ seeds, the data split fixed), and optionally Joint's reward per replicate. Joint
 the gains over Joint; every other figure is over the auxiliary genotypes. A genotype with a
 missing or non-finite reward in any replicate (a failed trial) is left out and listed.
 
-Figures (definitions: shared/notes/fidelity.md): per-genotype mean and std over replicates and
+Figures (definitions: docs/design.md, "Reward fidelity: definitions"): per-genotype mean and std over replicates and
 gain over Joint per replicate; architecture spread (std over genotypes of their replicate
 means); replicate noise (pooled within-genotype std); Spearman and Kendall tau-b between every
 pair of replicates, each with a 90% bootstrap interval (genotypes resampled with replacement,

@@ -6,8 +6,9 @@ sampled there), so every choice is conditioned on the ones before it, both throu
 state and through the input. Invalid choices get a logit of FLOAT_MIN: their probability is
 exactly zero, so an invalid genotype cannot be sampled.
 
-`model_config`: hidden_size, num_layers, embedding_size, max_seq_len (>= episode length + 1,
-see notes/rllib.md), init_scale (uniform init range, as in Nekrasov et al.).
+`model_config`: hidden_size, num_layers, embedding_size, max_seq_len (>= episode length + 1:
+PPO's learner adds one bootstrap step to each episode), init_scale (uniform init range, as in
+Nekrasov et al.).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Tasks: output channels, training loss, metric accumulator and the score metric of each kind.
 
 A task's *score metric* is in [0, 1], higher is better; the reward is the geometric mean of the
-score metrics of all tasks (DESIGN.md "Evaluating a candidate").
+score metrics of all tasks (docs/design.md, "Scoring a candidate").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Torch adaptor ops and aggregators of the auxiliary cells (DESIGN.md "The search space")."""
+"""Torch adaptor ops and aggregators of the auxiliary cells (docs/design.md, "The search space")."""
 
 from __future__ import annotations
 

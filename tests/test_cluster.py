@@ -1,4 +1,4 @@
-"""Searches on a multi-node Ray cluster (issue 14): a head with no GPUs and two worker nodes of
+"""Searches on a multi-node Ray cluster: a head with no GPUs and two worker nodes of
 2 GPUs each, all on 127.0.0.1. Placement within the GPU slots and `parallel_trials`, the node
 of every trial, a node killed mid-search, an impossible request, two searches sharing the
 cluster, and trials that wait for resources."""

@@ -1,4 +1,4 @@
-"""Per-trial work in the Ray task that need not run (issue 14 item 5)."""
+"""Per-trial work in the Ray task that need not run."""
 
 from __future__ import annotations
 
