@@ -8,6 +8,9 @@ import pytest
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+# workers and trials the suite starts keep its priority: on a busy machine a lowered one would
+# starve behind other jobs (tests/test_evaluator_priority.py sets the variable where it checks it)
+os.environ.setdefault("AUXNAS_WORKER_NICE", "0")
 # the suite starts its own Ray; a test that means to join a cluster says so (tests/cluster_support.py)
 os.environ.pop("RAY_ADDRESS", None)
 
