@@ -32,9 +32,10 @@ test: $(STAMP)
 	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q
 
 # unit, API and storage tests: everything but the `slow` ones (clusters, service processes,
-# killed workers, real training in subprocesses); under 2 minutes on 2 cores
+# killed workers, real training in subprocesses) and the `ray` ones (searches end to end on the
+# suite's Ray session); under 2 minutes on 2 cores
 test-fast: $(STAMP)
-	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q -m "not slow"
+	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q -m "not slow and not ray"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

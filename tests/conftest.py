@@ -24,3 +24,10 @@ def ray_session():
     start_session_ray()
     yield ray
     ray.shutdown()
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """A test that asks for the Ray session is marked `ray` (make test-fast leaves those out)."""
+    for item in items:
+        if "ray_session" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.ray)
