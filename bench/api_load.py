@@ -96,8 +96,8 @@ async def client_loop(
             try:
                 r = await http.get(path)
                 ok = r.status_code == 200
-            except httpx.HTTPError as e:
-                ok, r = False, e
+            except httpx.HTTPError as e:  # its name too: some carry no message
+                ok, r = False, f"{type(e).__name__}: {e}".rstrip(": ")
             dt = time.perf_counter() - t0
             if ok:
                 lat[which].append(dt)
