@@ -10,13 +10,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from auxnas.controller.config import CONFIG_SCHEMA_VERSION, SearchConfig
+from auxnas.controller.status import SearchStatus, TrialStatus
 from auxnas.controller.storage import TrialRecord
 from auxnas.controller.verdict import verdict_of
 from auxnas.db.views import SearchSummary
 from auxnas.evaluator.config import describe_validation_error
-
-SearchStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-TrialStatus = Literal["waiting", "running", "succeeded", "failed", "pruned", "cached"]
 
 
 class Health(BaseModel):

@@ -15,6 +15,7 @@ from typing import Any
 import typer
 
 from auxnas.cli.main import fail
+from auxnas.controller.status import SearchStatus
 
 
 def register(app: typer.Typer) -> None:
@@ -86,7 +87,7 @@ def calibrate(
         _print_table(doc)
         typer.echo(f"figures written to {out / 'calibration.json'} and {out / 'calibration.png'}")
     typer.echo(outcome.fidelity["verdict"])
-    if outcome.status != "succeeded":
+    if outcome.status != SearchStatus.SUCCEEDED:
         raise typer.Exit(1)
 
 

@@ -11,6 +11,7 @@ from typer.core import TyperCommand
 
 from auxnas.cli.main import fail, start_ray
 from auxnas.cli.search_run import RESUME_LATEST, CliRun
+from auxnas.controller.status import SearchStatus
 
 if TYPE_CHECKING:
     from auxnas.controller.config import SearchConfig
@@ -102,7 +103,7 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"best genotype written to {output}")
         if config.search.strategy == "ppo" and outcome.iterations:
             _export_greedy(config, run_dir, run_dir / "greedy.json")
-        if outcome.status != "succeeded":
+        if outcome.status != SearchStatus.SUCCEEDED:
             typer.echo(f"error: search {outcome.status}: {outcome.error or 'cancelled'}", err=True)
             raise typer.Exit(1)
 

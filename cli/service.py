@@ -18,6 +18,7 @@ import typer
 
 from auxnas.cli.main import fail
 from auxnas.cli.search import EVALUATOR_HELP
+from auxnas.controller.status import SearchStatus, TrialStatus
 
 DB_OPTION = typer.Option(
     None,
@@ -281,7 +282,7 @@ def _status_all(storage, limit: int, as_json: bool) -> None:  # noqa: ANN001
             str(s.id),
             s.name,
             s.status
-            + (" (cancelling)" if s.cancel_requested and s.status == "running" else "")
+            + (" (cancelling)" if s.cancel_requested and s.status == SearchStatus.RUNNING else "")
             + (" (interrupted)" if interrupted(s) else ""),
             f"{p.evaluated}/{p.budget}",
             str(p.cached),
@@ -304,7 +305,7 @@ def _status_one(storage, search_id: int, limit: int, as_json: bool) -> None:  # 
         fail(f"search {search_id} does not exist")
     _, total = storage.trial_page(search_id, 0, 1)
     rows, _ = storage.trial_page(search_id, max(0, total - limit), limit)
-    running, _ = storage.trial_page(search_id, 0, 100, status="running")
+    running, _ = storage.trial_page(search_id, 0, 100, status=TrialStatus.RUNNING)
     if as_json:
         doc = _plain(s.to_dict())
         doc["trials"] = [_plain(t.to_dict()) for t in rows]
@@ -384,12 +385,10 @@ def _status_one(storage, search_id: int, limit: int, as_json: bool) -> None:  # 
 
 
 def interrupted(s: Any) -> bool:
-    """A running search whose holder stopped renewing its lease (it died): resumable."""
-    return (
-        s.status == "running"
-        and s.lease_expires_at is not None
-        and s.lease_expires_at < datetime.now(timezone.utc)
-    )
+    """A search whose lease expired (`db.models.lease_expired`): its holder died; resumable."""
+    from auxnas.db.models import lease_expired
+
+    return lease_expired(s.status, s.lease_expires_at, datetime.now(timezone.utc))
 
 
 def _plain_value(v: Any) -> Any:

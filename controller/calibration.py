@@ -16,6 +16,7 @@ from typing import Any
 
 from auxnas.controller.config import CalibrateSection, SearchConfig
 from auxnas.controller.fidelity import FidelityReport, fidelity_report
+from auxnas.controller.status import TrialStatus
 from auxnas.controller.storage import TrialRecord
 from auxnas.evaluator.config import EvalConfig
 from auxnas.search_space import Genotype, SearchSpace, basic_genotype, sample_genotype
@@ -68,7 +69,7 @@ def calibration_trials(
                 TrialRecord(
                     index=first_index + len(rows),
                     kind=kind,
-                    status="waiting",
+                    status=TrialStatus.WAITING,
                     tokens=list(g.tokens) if g is not None else None,
                     genotype=g.to_json() if g is not None else None,
                     genotype_hash=g.canonical_hash() if g is not None else None,
@@ -92,7 +93,7 @@ def calibration_report(
     for t in trials:
         if t.phase != PHASE or t.replicate is None:
             continue
-        reward = t.reward if t.status == "succeeded" else None
+        reward = t.reward if t.status == TrialStatus.SUCCEEDED else None
         if t.kind == "joint":
             joint[t.replicate] = reward
         else:
@@ -105,7 +106,7 @@ def fidelity_document(
 ) -> dict[str, Any]:
     """What a search stores and shows as its `fidelity`: the figures, the threshold, and the
     median wall and CPU seconds per calibration candidate."""
-    done = [t for t in trials if t.phase == PHASE and t.status == "succeeded"]
+    done = [t for t in trials if t.phase == PHASE and t.status == TrialStatus.SUCCEEDED]
     return {
         **report.to_dict(),
         "min_spearman": calibrate.min_spearman,

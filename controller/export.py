@@ -8,6 +8,7 @@ from typing import Any
 
 from auxnas.controller.checkpoint import CheckpointDir, CheckpointError
 from auxnas.controller.config import SearchConfig
+from auxnas.controller.status import TrialStatus
 from auxnas.controller.storage import TrialRecord
 from auxnas.search_space import Genotype, parse_genotype
 
@@ -16,7 +17,7 @@ from auxnas.search_space import Genotype, parse_genotype
 # fully evaluated genotypes of the search phase, the earliest on ties. Joint has no genotype,
 # cached trials repeat an earlier one, and a pruned trial's reward is only a first-stage one.
 BEST_KINDS = ("basic", "candidate")
-BEST_STATUS = "succeeded"
+BEST_STATUS = TrialStatus.SUCCEEDED
 BEST_PHASE = "search"
 
 

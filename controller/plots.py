@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from auxnas.controller.export import best_trial, is_best_eligible  # noqa: E402
+from auxnas.controller.status import TrialStatus
 from auxnas.controller.storage import TrialRecord  # noqa: E402
 from auxnas.search_space import ADAPTOR_OPS, AGGREGATORS, Genotype  # noqa: E402
 
@@ -48,9 +49,13 @@ def _reward(trials: list[TrialRecord], title: str):
         raise PlotError("no candidate trials yet")
     fig, ax = plt.subplots(figsize=(8, 4.2))
     xs = list(range(1, len(cands) + 1))
-    ok = [(x, t.reward) for x, t in zip(xs, cands, strict=True) if t.status in ("succeeded", "pruned")]
-    cached = [(x, t.reward) for x, t in zip(xs, cands, strict=True) if t.status == "cached"]
-    failed = [x for x, t in zip(xs, cands, strict=True) if t.status == "failed"]
+    ok = [
+        (x, t.reward)
+        for x, t in zip(xs, cands, strict=True)
+        if t.status in (TrialStatus.SUCCEEDED, TrialStatus.PRUNED)
+    ]
+    cached = [(x, t.reward) for x, t in zip(xs, cands, strict=True) if t.status == TrialStatus.CACHED]
+    failed = [x for x, t in zip(xs, cands, strict=True) if t.status == TrialStatus.FAILED]
     if ok:
         ax.scatter(*zip(*ok, strict=True), s=14, color="tab:blue", label="evaluated")
     if cached:
@@ -64,7 +69,12 @@ def _reward(trials: list[TrialRecord], title: str):
     lo = min((r for _, r in ok + cached), default=0.0)
     for kind, color in (("joint", "black"), ("basic", "tab:green")):
         base = next(
-            (t for t in trials if t.kind == kind and t.phase == "search" and t.status == "succeeded"), None
+            (
+                t
+                for t in trials
+                if t.kind == kind and t.phase == "search" and t.status == TrialStatus.SUCCEEDED
+            ),
+            None,
         )
         if base is not None:
             ax.axhline(base.reward, color=color, ls="--", lw=1, label=f"{kind} {base.reward:.4f}")
@@ -126,7 +136,7 @@ def calibration_points(trials: list[TrialRecord]) -> dict[str, dict[int, float]]
     """Reward per replicate of each calibration genotype ("joint", "basic" or its hash)."""
     points: dict[str, dict[int, float]] = {}
     for t in trials:
-        if t.phase == "calibration" and t.status == "succeeded" and t.reward is not None:
+        if t.phase == "calibration" and t.status == TrialStatus.SUCCEEDED and t.reward is not None:
             label = t.kind if t.kind in ("joint", "basic") else t.genotype_hash
             points.setdefault(label, {})[t.replicate] = t.reward
     return points

@@ -1,16 +1,8 @@
-"""The trial lifecycle and the small interface through which a search records what it does.
+"""The small interface through which a search records what it does, and the trial record.
 
-A trial row exists from the moment its evaluation is decided (after Optuna's `TrialState`):
-
-    waiting --> running --> succeeded | failed | pruned
-       |           |
-       |           +--> waiting      (its worker or node died, or the search stopped: re-run later)
-       +--> cached                   (a duplicate: the reward of an earlier trial of the genotype)
-       +--> failed                   (never started: e.g. the search gave up on it)
-
-`succeeded`, `failed`, `pruned` (early stopped: its reward is a first-stage reward) and `cached`
-are final. `db.storage.SqlStorage` implements the same interface for the service;
-`InMemoryStorage` keeps it in a process (tests, benchmarks).
+Trials move through the lifecycle of `controller.status` (`TRANSITIONS`); `apply_transition` is
+the one rule both storages apply. `db.storage.SqlStorage` implements the interface for the
+service; `InMemoryStorage` keeps it in a process (tests, benchmarks).
 """
 
 from __future__ import annotations
@@ -21,21 +13,11 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-SEARCH_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+from auxnas.controller.status import FINAL_TRIAL_STATUSES, TRANSITIONS, TrialStatus, search_status
+from auxnas.controller.status import SPENT_TRIAL_STATUSES as SPENT_STATUSES  # noqa: F401 - the driver's name
+
 TRIAL_KINDS = ("joint", "basic", "candidate")
-TRIAL_STATUSES = ("waiting", "running", "succeeded", "failed", "pruned", "cached")
-FINAL_TRIAL_STATUSES = ("succeeded", "failed", "pruned", "cached")
-# a candidate in one of these was trained: it spent budget (cached ones did not)
-SPENT_STATUSES = ("succeeded", "failed", "pruned")
 TRIAL_PHASES = ("search", "calibration")
-TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "waiting": ("running", "cached", "failed"),
-    "running": ("succeeded", "failed", "pruned", "waiting"),
-    "succeeded": (),
-    "failed": (),
-    "pruned": (),
-    "cached": (),
-}
 
 
 class InvalidTransition(ValueError):
@@ -43,8 +25,8 @@ class InvalidTransition(ValueError):
 
 
 def check_transition(index: int, old: str, new: str) -> None:
-    if new not in TRANSITIONS.get(old, ()):
-        raise InvalidTransition(f"trial {index}: cannot go from {old!r} to {new!r}")
+    if new not in TRANSITIONS.get(old, frozenset()):
+        raise InvalidTransition(f"trial {index}: cannot go from '{old}' to '{new}'")
 
 
 def utcnow() -> datetime:
@@ -55,7 +37,7 @@ def utcnow() -> datetime:
 class TrialRecord:
     index: int  # 0-based order of the trial within its search (the order it was decided)
     kind: str  # "joint" (no aux modules), "basic" or "candidate"
-    status: str  # one of TRIAL_STATUSES
+    status: str  # a TrialStatus
     tokens: list[int] | None = None  # None for the joint baseline
     genotype: dict[str, Any] | None = None  # genotype JSON v1 (no reward/metrics), None for joint
     genotype_hash: str | None = None
@@ -78,11 +60,11 @@ class TrialRecord:
 
     @property
     def cached(self) -> bool:
-        return self.status == "cached"
+        return self.status == TrialStatus.CACHED
 
     @property
     def pruned(self) -> bool:
-        return self.status == "pruned"
+        return self.status == TrialStatus.PRUNED
 
     @property
     def final(self) -> bool:
@@ -157,11 +139,11 @@ def apply_transition(trial: TrialRecord, status: str, result: dict[str, Any]) ->
         raise ValueError(f"trial {trial.index}: cannot set {sorted(unknown)}")
     now = utcnow()
     changes: dict[str, Any] = {"status": status, **result}
-    if status == "running":
+    if status == TrialStatus.RUNNING:
         changes["attempts"] = trial.attempts + 1
         changes["started_at"] = now
         changes["finished_at"] = None
-    elif status == "waiting":
+    elif status == TrialStatus.WAITING:
         changes["started_at"] = None
     if status in FINAL_TRIAL_STATUSES:
         changes["finished_at"] = now
@@ -209,8 +191,7 @@ class InMemoryStorage(SearchStorage):
             return [it for _, it in sorted(self._iterations.get(search_id, {}).items())]
 
     def set_status(self, search_id: int, status: str, error: str | None = None) -> None:
-        if status not in SEARCH_STATUSES:
-            raise ValueError(f"unknown search status {status!r}")
+        search_status(status)
         with self._lock:
             self.status[search_id] = (status, error)
 

@@ -1,7 +1,8 @@
 """Which worker runs which search: atomic claims and lease renewal.
 
-A worker claims the oldest queued search, or a running one whose lease expired (its worker, or
-the `auxnas search` that ran it, died; the claimer resumes it). The claim is one conditional UPDATE that re-checks the condition
+A worker claims the oldest queued search, or a running one whose lease expired
+(`db.models.lease_expired`: its worker, or the `auxnas search` that ran it, died; the claimer
+resumes it). The claim is one conditional UPDATE that re-checks the condition
 and must hit exactly one row, so two workers can never both win; on PostgreSQL the candidate
 rows are also locked with `FOR UPDATE SKIP LOCKED`, so concurrent claimers pick different
 searches instead of queueing on the same row.
@@ -12,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, literal, or_, select, update
+from sqlalchemy import func, literal, or_, select, update
 
+from auxnas.controller.status import SearchStatus
 from auxnas.db.engine import transaction
 from auxnas.db.models import Search, UTCDateTime, utcnow
 from auxnas.db.storage import SqlStorage
@@ -28,13 +30,8 @@ class Claim:
 
 
 def _claimable(now: datetime):  # noqa: ANN202
-    expired = and_(
-        Search.status == "running",
-        Search.lease_expires_at.is_not(None),
-        Search.lease_expires_at < now,
-    )
     # whoever launched it: a CLI search holds a lease too, so a dead `auxnas search` is resumed
-    return or_(Search.status == "queued", expired)
+    return or_(Search.status == SearchStatus.QUEUED, Search.lease_expired(now))
 
 
 def claim_next(storage: SqlStorage, worker_id: str, lease_seconds: float) -> Claim | None:
@@ -45,8 +42,8 @@ def claim_next(storage: SqlStorage, worker_id: str, lease_seconds: float) -> Cla
         # a search cancelled while its worker was dead needs no worker to end it
         s.execute(
             update(Search)
-            .where(_claimable(now), Search.status == "running", Search.cancel_requested.is_(True))
-            .values(status="cancelled", finished_at=now, lease_expires_at=None)
+            .where(Search.lease_expired(now), Search.cancel_requested.is_(True))
+            .values(status=SearchStatus.CANCELLED, finished_at=now, lease_expires_at=None)
         )
         q = (
             select(Search.id, Search.status, Search.started_at, Search.attempts)
@@ -61,7 +58,7 @@ def claim_next(storage: SqlStorage, worker_id: str, lease_seconds: float) -> Cla
                 update(Search)
                 .where(Search.id == cand.id, _claimable(now))
                 .values(
-                    status="running",
+                    status=SearchStatus.RUNNING,
                     worker_id=worker_id,
                     lease_expires_at=lease_until,
                     heartbeat_at=now,
@@ -73,7 +70,7 @@ def claim_next(storage: SqlStorage, worker_id: str, lease_seconds: float) -> Cla
             if res.rowcount == 1:
                 return Claim(
                     search_id=cand.id,
-                    resume=cand.status == "running" or cand.started_at is not None,
+                    resume=cand.status == SearchStatus.RUNNING or cand.started_at is not None,
                     attempts=cand.attempts + 1,
                     lease_expires_at=lease_until,
                 )
@@ -87,7 +84,9 @@ def renew_lease(storage: SqlStorage, search_id: int, worker_id: str, lease_secon
     with transaction(storage.sessions, write=True) as s:
         res = s.execute(
             update(Search)
-            .where(Search.id == search_id, Search.worker_id == worker_id, Search.status == "running")
+            .where(
+                Search.id == search_id, Search.worker_id == worker_id, Search.status == SearchStatus.RUNNING
+            )
             .values(lease_expires_at=until, heartbeat_at=now)
         )
         return until if res.rowcount == 1 else None

@@ -21,9 +21,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
 )
+from sqlalchemy.ext.hybrid import hybrid_method
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from auxnas.controller.status import SearchStatus
 
 
 def utcnow() -> datetime:
@@ -55,8 +59,37 @@ class Base(DeclarativeBase):
     pass
 
 
+def lease_expired(status: str, lease_expires_at: datetime | None, now: datetime) -> bool:
+    """The lease-expiry rule: the search is `running` but its holder (a worker, or the `auxnas
+    search` that runs it) stopped renewing its lease before it ran out, so it died. Such a search
+    is shown as interrupted, any worker may resume it, and a cancel ends it at once.
+    `Search.lease_expired(now)` is the same rule in SQL."""
+    return status == SearchStatus.RUNNING and lease_expires_at is not None and lease_expires_at < now
+
+
+def lease_held(status: str, lease_expires_at: datetime | None, now: datetime) -> bool:
+    """A holder owns the running search: its lease has not expired."""
+    return (
+        status == SearchStatus.RUNNING
+        and lease_expires_at is not None
+        and not lease_expired(status, lease_expires_at, now)
+    )
+
+
 class Search(Base):
     __tablename__ = "searches"
+
+    @hybrid_method
+    def lease_expired(self, now: datetime) -> bool:
+        return lease_expired(self.status, self.lease_expires_at, now)
+
+    @lease_expired.expression
+    def lease_expired(cls, now: datetime):  # noqa: ANN206, N805 - the SQL side of the rule
+        return and_(
+            cls.status == SearchStatus.RUNNING,
+            cls.lease_expires_at.is_not(None),
+            cls.lease_expires_at < now,
+        )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -68,8 +101,8 @@ class Search(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    # the worker holding the search; it owns it until lease_expires_at unless it heartbeats.
-    # A CLI search has no lease (NULL) and is never claimed by a worker.
+    # the worker (or `auxnas search`) holding the search; it owns it until lease_expires_at,
+    # which its heartbeat renews (`lease_expired`)
     worker_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -17,8 +17,8 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from auxnas.controller.status import SearchStatus, search_status
 from auxnas.controller.storage import (
-    SEARCH_STATUSES,
     IterationRecord,
     SearchStorage,
     TrialRecord,
@@ -26,9 +26,7 @@ from auxnas.controller.storage import (
 )
 from auxnas.db import views
 from auxnas.db.engine import make_engine, session_factory, transaction
-from auxnas.db.models import Iteration, Search, Trial, utcnow
-
-FINAL_STATUSES = ("succeeded", "failed", "cancelled")
+from auxnas.db.models import Iteration, Search, Trial, lease_held, utcnow
 
 
 class LeaseLost(RuntimeError):
@@ -140,16 +138,15 @@ class SqlStorage(SearchStorage):
             ]
 
     def set_status(self, search_id: int, status: str, error: str | None = None) -> None:
-        if status not in SEARCH_STATUSES:
-            raise ValueError(f"unknown search status {status!r}")
+        status = search_status(status)
         with transaction(self.sessions, write=True) as s:
             row = self._check_owner(s, search_id)
             now = utcnow()
             row.status = status
             row.error = error
-            if status == "running" and row.started_at is None:
+            if status == SearchStatus.RUNNING and row.started_at is None:
                 row.started_at = now
-            if status in FINAL_STATUSES:
+            if status.final:
                 row.finished_at = now
                 row.lease_expires_at = None
 
@@ -170,7 +167,7 @@ class SqlStorage(SearchStorage):
             ).one_or_none()
         if row is None:
             return True  # the search was deleted under us
-        if self.owner is not None and (row.worker_id != self.owner or row.status != "running"):
+        if self.owner is not None and (row.worker_id != self.owner or row.status != SearchStatus.RUNNING):
             self.lease_lost.set()
             return True
         return bool(row.cancel_requested)
@@ -179,7 +176,7 @@ class SqlStorage(SearchStorage):
         row = s.get(Search, search_id, with_for_update=self.owner is not None)
         if row is None:
             raise UnknownSearch(search_id)
-        if self.owner is not None and (row.worker_id != self.owner or row.status != "running"):
+        if self.owner is not None and (row.worker_id != self.owner or row.status != SearchStatus.RUNNING):
             self.lease_lost.set()
             raise LeaseLost(
                 f"search {search_id} is {row.status} under {row.worker_id or 'nobody'}, not {self.owner}"
@@ -204,7 +201,7 @@ class SqlStorage(SearchStorage):
         row = Search(
             name=config.name,
             config=doc,
-            status="queued" if owner is None else "running",
+            status=SearchStatus.QUEUED if owner is None else SearchStatus.RUNNING,
             budget=config.search.budget,
             launched_by=launched_by,
             created_at=now,
@@ -228,9 +225,9 @@ class SqlStorage(SearchStorage):
             if row is None:
                 raise UnknownSearch(search_id)
             now = utcnow()
-            if row.status == "running" and row.lease_expires_at is not None and row.lease_expires_at > now:
+            if lease_held(row.status, row.lease_expires_at, now):
                 raise LeaseLost(f"search {search_id} is running under {row.worker_id} (lease not expired)")
-            row.status, row.worker_id = "running", owner
+            row.status, row.worker_id = SearchStatus.RUNNING, owner
             row.lease_expires_at, row.heartbeat_at = now + timedelta(seconds=lease_seconds), now
             row.error, row.finished_at, row.cancel_requested = None, None, False
             row.started_at = row.started_at or now
@@ -254,13 +251,12 @@ class SqlStorage(SearchStorage):
             row = s.get(Search, search_id, with_for_update=True)
             if row is None:
                 raise UnknownSearch(search_id)
-            if row.status in FINAL_STATUSES:
+            if SearchStatus(row.status).final:
                 return row.status
             now = utcnow()
             row.cancel_requested = True
-            orphaned = row.lease_expires_at is not None and row.lease_expires_at < now
-            if row.status == "queued" or orphaned:
-                row.status, row.finished_at, row.lease_expires_at = "cancelled", now, None
+            if row.status == SearchStatus.QUEUED or row.lease_expired(now):
+                row.status, row.finished_at, row.lease_expires_at = SearchStatus.CANCELLED, now, None
             return row.status
 
     def search_row(self, search_id: int) -> Search | None:
@@ -306,7 +302,9 @@ class SqlStorage(SearchStorage):
         with transaction(self.sessions, write=True) as s:
             res = s.execute(
                 update(Search)
-                .where(Search.id == search_id, Search.worker_id == owner, Search.status == "running")
+                .where(
+                    Search.id == search_id, Search.worker_id == owner, Search.status == SearchStatus.RUNNING
+                )
                 .values(lease_expires_at=utcnow() - timedelta(seconds=1))
             )
             return res.rowcount == 1

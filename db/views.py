@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import Connection, Integer, and_, bindparam, case, func, select
 
 from auxnas.controller.export import BEST_KINDS, BEST_PHASE, BEST_STATUS
-from auxnas.controller.storage import SPENT_STATUSES as SPENT
+from auxnas.controller.progress import COUNTS, SEARCH_PHASE, Count
+from auxnas.controller.status import TrialStatus
 from auxnas.db.models import Search, Trial
 
 # trials that can be "the best": the rule of controller.export, in SQL
@@ -25,14 +26,15 @@ _SCORED = and_(
     Trial.reward.is_not(None),
     Trial.genotype.is_not(None),
 )
-_SEARCH_PHASE = Trial.phase == "search"
+_SEARCH_PHASE = Trial.phase == SEARCH_PHASE
 
 
 @dataclass
 class Progress:
-    evaluated: int = 0  # candidates trained and scored (succeeded or failed), not cached ones
+    # the counts of controller.progress.COUNTS
+    evaluated: int = 0  # search-phase candidates trained and scored, not cached ones
     cached: int = 0  # duplicates answered from the cache
-    failed: int = 0
+    failed: int = 0  # failed search-phase trials (what search.max_failed_trials limits)
     running: int = 0  # evaluations in flight now
     waiting: int = 0  # decided, not started yet
     trials: int = 0  # all trial rows, baselines included
@@ -76,19 +78,24 @@ def _count_if(cond):  # noqa: ANN001, ANN202
     return func.sum(case((cond, 1), else_=0)).cast(Integer)
 
 
+def _matches(rule: Count):  # noqa: ANN202 - controller.progress's rule, in SQL
+    conds = [Trial.status.in_(sorted(rule.statuses))]
+    if rule.kinds is not None:
+        conds.append(Trial.kind.in_(sorted(rule.kinds)))
+    if rule.phases is not None:
+        conds.append(Trial.phase.in_(sorted(rule.phases)))
+    return and_(*conds)
+
+
 def _reward_of(kind: str):  # noqa: ANN202
     return func.max(
-        case((and_(Trial.kind == kind, Trial.status == "succeeded", _SEARCH_PHASE), Trial.reward))
+        case((and_(Trial.kind == kind, Trial.status == TrialStatus.SUCCEEDED, _SEARCH_PHASE), Trial.reward))
     )
 
 
 _AGGREGATES = (
     func.count().label("trials"),
-    _count_if(and_(Trial.kind == "candidate", Trial.status.in_(SPENT), _SEARCH_PHASE)).label("evaluated"),
-    _count_if(Trial.status == "cached").label("cached"),
-    _count_if(Trial.status == "failed").label("failed"),
-    _count_if(Trial.status == "running").label("running"),
-    _count_if(Trial.status == "waiting").label("waiting"),
+    *(_count_if(_matches(rule)).label(name) for name, rule in COUNTS.items()),
     func.max(case((_SCORED, Trial.reward))).label("best_reward"),
     _reward_of("joint").label("joint"),
     _reward_of("basic").label("basic"),
@@ -126,13 +133,7 @@ def _summary(row: Any, agg: Any, best_trial: int | None) -> SearchSummary:
         launched_by=row["launched_by"],
         error=row["error"],
         progress=Progress(
-            evaluated=get("evaluated") or 0,
-            cached=get("cached") or 0,
-            failed=get("failed") or 0,
-            running=get("running") or 0,
-            waiting=get("waiting") or 0,
-            trials=get("trials") or 0,
-            budget=row["budget"],
+            **{name: get(name) or 0 for name in COUNTS}, trials=get("trials") or 0, budget=row["budget"]
         ),
         best_reward=get("best_reward"),
         best_trial=best_trial,

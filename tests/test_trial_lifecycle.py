@@ -9,18 +9,13 @@ import itertools
 import pytest
 
 from auxnas.controller.driver import SearchDriver
-from auxnas.controller.storage import (
-    TRANSITIONS,
-    TRIAL_STATUSES,
-    InMemoryStorage,
-    InvalidTransition,
-    TrialRecord,
-)
+from auxnas.controller.status import TRANSITIONS, TrialStatus
+from auxnas.controller.storage import InMemoryStorage, InvalidTransition, TrialRecord
 from auxnas.evaluator import testing as fakes
 from tests.service_support import db_url, storage, tiny_search_config  # noqa: F401
 
 ALLOWED = [(a, b) for a, nexts in TRANSITIONS.items() for b in nexts]
-FORBIDDEN = [(a, b) for a, b in itertools.product(TRIAL_STATUSES, TRIAL_STATUSES) if (a, b) not in ALLOWED]
+FORBIDDEN = [(a, b) for a, b in itertools.product(TrialStatus, TrialStatus) if (a, b) not in ALLOWED]
 
 
 def _new_search(store) -> int:

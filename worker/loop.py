@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
+from auxnas.controller.status import SearchStatus
 from auxnas.db.leases import Claim, claim_next, renew_lease
 from auxnas.db.models import utcnow
 from auxnas.db.storage import LeaseLost, SqlStorage, UnknownSearch
@@ -75,7 +76,7 @@ class Heartbeat(threading.Thread):
             row = self.storage.search_row(self.search_id)
         except Exception:  # noqa: BLE001 - cannot tell: treat the lease as lost
             return False
-        return row is not None and row.worker_id == self.storage.owner and row.status != "running"
+        return row is not None and row.worker_id == self.storage.owner and row.status != SearchStatus.RUNNING
 
     def stop(self) -> None:
         self.stopped.set()
@@ -193,12 +194,12 @@ class Worker:
         if fenced.lease_lost.is_set():
             raise LeaseLost(f"search {sid} was taken over while running")
         after = self.storage.search_row(sid)
-        if after is not None and after.status == "running":
+        if after is not None and after.status == SearchStatus.RUNNING:
             # the driver ended without recording its final status: record what it returned
             fenced.set_status(sid, outcome.status, getattr(outcome, "error", None))
             return outcome.status
         return after.status if after is not None else outcome.status
 
     def _fail(self, fenced: SqlStorage, sid: int, error: str) -> str:
-        fenced.set_status(sid, "failed", error)
-        return "failed"
+        fenced.set_status(sid, SearchStatus.FAILED, error)
+        return SearchStatus.FAILED

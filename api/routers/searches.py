@@ -170,6 +170,6 @@ def cancel_search(
         after = storage.request_cancel(search_id)
     except UnknownSearch:
         raise not_found(search_id) from None
-    if after in ("succeeded", "failed"):
+    if after in (SearchStatus.SUCCEEDED, SearchStatus.FAILED):
         raise HTTPException(status.HTTP_409_CONFLICT, detail=f"search {search_id} already {after}")
     return json_of(SearchDetail.of(storage.summary(search_id)))
