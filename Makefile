@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 UV := uv==0.13.9
 
-.PHONY: demo test test-fast lint install lock clean
+.PHONY: demo test test-fast test-compose lint install lock clean
 
 # Every version comes from $(LOCK) (pip, setuptools and the project's whole dependency tree), the
 # same file the image installs from; torch is outside the lock (README: "Pinned versions").
@@ -36,6 +36,11 @@ test: $(STAMP)
 # suite's Ray session); under 2 minutes on 2 cores
 test-fast: $(STAMP)
 	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q -m "not slow and not ray"
+
+# The image and the compose stack run for real (tests/container/smoke.py): needs podman (and, where
+# no image registry answers, debootstrap): tests/container/install-engine.sh. Not part of `test`.
+test-compose: $(STAMP)
+	$(BIN)/python -m tests.container.smoke
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -18,6 +18,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "docker-compose.yml"
 MULTINODE = REPO / "docker" / "compose.multinode.yml"
+CPU = REPO / "docker" / "compose.cpu.yml"
 DOCKERFILE = REPO / "docker" / "Dockerfile"
 ENV_EXAMPLE = REPO / ".env.example"
 SCHEMA = json.loads((REPO / "tests" / "data" / "compose_spec.json").read_text())
@@ -29,8 +30,23 @@ VARIABLE = re.compile(
 )
 
 
+class ComposeLoader(yaml.SafeLoader):
+    """YAML as Compose reads it: `!reset` removes the value an earlier file set."""
+
+
+RESET = object()
+ComposeLoader.add_constructor("!reset", lambda loader, node: RESET)
+
+
+def without_resets(doc):
+    """The document as written, a `!reset` read as the empty value it carries (for the schema)."""
+    if isinstance(doc, dict):
+        return {k: ([] if v is RESET else without_resets(v)) for k, v in doc.items()}
+    return doc
+
+
 def load(path: Path) -> dict:
-    return yaml.safe_load(path.read_text())
+    return without_resets(yaml.load(path.read_text(), Loader=ComposeLoader))
 
 
 def env_example() -> dict[str, str]:
@@ -73,7 +89,10 @@ def merge(base, override):
     if isinstance(base, dict) and isinstance(override, dict):
         out = dict(base)
         for key, value in override.items():
-            out[key] = merge(base[key], value) if key in base else value
+            if value is RESET:
+                out.pop(key, None)
+            else:
+                out[key] = merge(base.get(key, {}), value) if isinstance(value, dict) else value
         return out
     return override
 
@@ -81,7 +100,7 @@ def merge(base, override):
 def compose(*paths: Path) -> dict:
     doc: dict = {}
     for path in paths:
-        doc = merge(doc, yaml.safe_load(interpolate(path.read_text(), filled_env())))
+        doc = merge(doc, yaml.load(interpolate(path.read_text(), filled_env()), Loader=ComposeLoader))
     return doc
 
 
@@ -113,8 +132,8 @@ def option(command: list[str], name: str) -> str | None:
 
 @pytest.mark.parametrize(
     "paths",
-    [(COMPOSE,), (MULTINODE,), (COMPOSE, MULTINODE)],
-    ids=["docker-compose.yml", "compose.multinode.yml", "merged"],
+    [(COMPOSE,), (MULTINODE,), (COMPOSE, MULTINODE), (CPU,), (COMPOSE, CPU)],
+    ids=["docker-compose.yml", "compose.multinode.yml", "merged", "compose.cpu.yml", "merged-cpu"],
 )
 def test_compose_files_are_valid_against_the_compose_spec(paths):
     for path in paths:
@@ -274,6 +293,36 @@ def test_multinode_override_puts_ray_on_the_host_network():
     assert head["deploy"]["resources"]["reservations"]["devices"][0]["count"] == "all"
     assert worker["environment"]["RAY_AUTH_MODE"] == "token"
     assert any(v.startswith("auxnas-data:") for v in worker["volumes"])
+
+
+def test_cpu_override_drops_the_gpu_reservation_and_nothing_else():
+    base, cpu = compose(COMPOSE), compose(COMPOSE, CPU)
+    reservations = cpu["services"]["ray-head"]["deploy"]["resources"]["reservations"]
+    assert "devices" not in reservations
+    del base["services"]["ray-head"]["deploy"]["resources"]["reservations"]["devices"]
+    assert cpu == base
+    text = CPU.read_text()
+    assert "!reset" in text and "docker compose -f docker-compose.yml -f docker/compose.cpu.yml" in text
+
+
+def readme_compose_block() -> str:
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("### Docker Compose") :]
+    return section[section.index("```bash") : section.index("```", section.index("```bash") + 3)]
+
+
+def test_the_readme_compose_commands_are_the_ones_the_smoke_test_runs():
+    from tests.container import smoke
+
+    block = readme_compose_block()
+    up = [line.split("#")[0].split() for line in block.splitlines() if line.startswith("docker compose")]
+    files = [[cmd[i + 1] for i, arg in enumerate(cmd) if arg == "-f"] for cmd in up]
+    assert files == [[], smoke.COMPOSE_FILES]  # GPU: the default file alone; CPU: the smoke test's
+    assert [cmd[-3:] for cmd in up] == [["up", "-d", "--build"]] * 2
+    assert smoke.COMPOSE_FILES == ["docker-compose.yml", "docker/compose.cpu.yml"]
+    assert "cp .env.example .env" in block
+    assert f"for key in {' '.join(smoke.SECRETS)}; do" in block
+    assert set(smoke.SECRETS) == set(SECRETS)
 
 
 # ---------------------------------------------------------------- image
