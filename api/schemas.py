@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from auxnas.controller.config import CONFIG_SCHEMA_VERSION, SearchConfig
 from auxnas.controller.status import SearchStatus, TrialStatus
+from auxnas.controller.pairing import Pairing
 from auxnas.controller.storage import TrialRecord
-from auxnas.controller.verdict import verdict_of
 from auxnas.db.views import SearchSummary
 from auxnas.evaluator.config import describe_validation_error
 
@@ -46,11 +46,88 @@ class Progress(BaseModel):
     trials: int = Field(description="all trial rows, the joint and basic baselines included")
     budget: int
     fraction: float = Field(description="evaluated / budget, at most 1")
+    evaluations: int = Field(
+        0,
+        description="trainings run in every phase (candidate x seed): a candidate raced on 3 training "
+        "seeds counts 3; baselines, racing and confirmation included",
+    )
+    cpu_seconds: float = Field(0.0, description="CPU seconds of those evaluations")
 
 
 class Baselines(BaseModel):
     joint: float | None = Field(description="reward of the network without auxiliary modules")
     basic: float | None = Field(description="reward with the paper's hand-designed `basic` modules")
+
+
+class Comparison(BaseModel):
+    """A module's paired gain over a baseline (Joint or basic) on the confirmation seeds."""
+
+    module: str = Field(description="a finalist's short genotype hash, or `basic`")
+    baseline: Literal["joint", "basic"]
+    n: int = Field(description="confirmation seeds paired")
+    mean: float = Field(description="mean paired gain")
+    se: float | None = Field(description="its standard error")
+    p: float | None = Field(description="one-sided paired t test of gain <= 0")
+    lower: float | None = Field(description="the plain interval at `confidence`")
+    upper: float | None
+    level: float | None = Field(
+        description="over Joint: the one-sided level the family-wise correction tested it at (0: not reached)"
+    )
+    adj_lower: float | None = Field(description="the interval at that level; above 0 decides")
+    adj_upper: float | None
+    above_zero: bool | None = Field(description="over Joint: the correction declares the gain above 0")
+
+
+class RacingFigure(BaseModel):
+    """A candidate's paired gains over Joint on its search seeds (racing)."""
+
+    key: str
+    seeds: list[int]
+    gains: list[float]
+    mean: float
+    se: float | None
+
+
+class AnswerModule(BaseModel):
+    genotype_hash: str
+    trial: int = Field(description="index of the module's search-phase trial (its genotype)")
+
+
+class AnswerOut(BaseModel):
+    """What the search tells its user: the module to use, or that none beats Joint."""
+
+    verdict: str = Field(
+        description="the answer in one line, as `auxnas search` and `auxnas status` print it"
+    )
+    recommended: bool = Field(description="a module is recommended (only ever after confirmation)")
+    module: str | None = Field(description="the recommended module (short hash or `basic`); null: Joint")
+    confirmed: bool = Field(description="false when the search skipped confirmation (confirm.seeds 0)")
+    confirm_seeds: int
+    confidence: float = Field(description="two-sided level of the intervals")
+    correction: str | None = Field(description="the family-wise correction over the finalists and basic")
+    quoted: str | None = Field(description="the module whose figures the verdict quotes")
+    over_joint: Comparison | None
+    over_basic: Comparison | None
+    comparisons: list[Comparison] = Field(description="every comparison of the confirmation")
+    racing: RacingFigure | None = Field(
+        description="unconfirmed answers: the quoted candidate's racing gains"
+    )
+    finalists: list[str] = Field(description="the top candidates by racing, best first")
+    modules: dict[str, AnswerModule]
+    seeds: dict[str, list[int]] = Field(
+        description="`search`: training seeds racing used; `confirmation`: the fresh ones"
+    )
+    racing_rule: dict[str, Any]
+
+
+def answer_out(answer: dict[str, Any] | None) -> AnswerOut | None:
+    """The stored answer as served; None before there is one (or if it cannot be read)."""
+    if not answer:
+        return None
+    try:
+        return AnswerOut.model_validate(answer)
+    except ValidationError:
+        return None
 
 
 class WorkerInfo(BaseModel):
@@ -106,17 +183,23 @@ class SearchDetail(SearchOut):
 
     verdict: str | None = Field(
         None,
-        description="the best auxiliary module's gain over Joint (in replicate-noise units when calibrated), "
-        "or that none beat Joint; null until both are scored",
+        description="the answer in one line (`answer.verdict`); null until the search has finished",
+    )
+    answer: AnswerOut | None = Field(
+        None,
+        description="the search's answer: racing over training seeds, then confirmation of the finalists, "
+        "basic and Joint on fresh seeds; null until the search has finished",
     )
 
     @classmethod
     def of(cls, s: SearchSummary) -> SearchDetail:
+        answer = answer_out(s.answer)
         return cls(
             **_summary_fields(s),
             checkpoint_dir=s.checkpoint_dir,
             fidelity=s.fidelity,
-            verdict=verdict_of(s.best_reward, s.baselines, s.fidelity),
+            verdict=answer.verdict if answer else None,
+            answer=answer,
             **stored_config_fields(s.config),
         )
 
@@ -154,6 +237,8 @@ def _summary_fields(s: SearchSummary) -> dict[str, Any]:
             trials=p.trials,
             budget=p.budget,
             fraction=p.fraction,
+            evaluations=p.evaluations,
+            cpu_seconds=p.cpu_seconds,
         ),
         "best_reward": s.best_reward,
         "best_trial": s.best_trial,
@@ -190,8 +275,22 @@ class TrialOut(BaseModel):
     status: TrialStatus = Field(
         description="waiting -> running -> succeeded | failed | pruned (early stopped); or cached"
     )
-    phase: Literal["search", "calibration"]
+    phase: Literal["search", "racing", "confirmation", "calibration"] = Field(
+        description="search: baselines and each candidate at its first seed; racing: a promoted "
+        "candidate's further seeds and Joint's at them; confirmation: the fresh seeds"
+    )
     replicate: int | None = Field(description="calibration trials: the replicate")
+    seed: int | None = Field(description="the training seed of this evaluation")
+    gain: float | None = Field(
+        None, description="this evaluation's paired gain: its reward minus Joint's at the same seed"
+    )
+    seeds: list[int] | None = Field(
+        None,
+        description="the module's seeds with a paired gain in this trial's phase group (search and racing, "
+        "or confirmation)",
+    )
+    mean_gain: float | None = Field(None, description="the module's mean paired gain over those seeds")
+    gain_se: float | None = Field(None, description="its standard error (null with one seed)")
     tokens: list[int] | None
     genotype: dict[str, Any] | None = Field(description="genotype JSON v1; null for the joint baseline")
     genotype_hash: str | None
@@ -212,8 +311,14 @@ class TrialOut(BaseModel):
     finished_at: datetime | None
 
     @classmethod
-    def of(cls, t: TrialRecord) -> TrialOut:
-        return cls.model_validate({**asdict(t), "cached": t.cached})
+    def of(cls, t: TrialRecord, pairing: Pairing | None = None) -> TrialOut:
+        gains = asdict(pairing.of(t)) if pairing is not None else {}
+        seed = (
+            t.seed
+            if t.seed is not None or pairing is None or t.phase == "calibration"
+            else pairing.default_seed
+        )
+        return cls.model_validate({**asdict(t), **gains, "seed": seed, "cached": t.cached})
 
 
 class IterationOut(BaseModel):
@@ -233,15 +338,23 @@ class TrialPage(BaseModel):
 
 
 class GenotypeDocument(BaseModel):
-    """Genotype JSON, version 1 (docs/design.md); the format `auxnas validate` and the builder read."""
+    """Genotype JSON, version 1 or 2 (docs/design.md); the format `auxnas validate` and the builder
+    read. Version 2 adds `recommended` and `answer` (a search's answer)."""
 
     model_config = ConfigDict(extra="allow")
 
     format: Literal["auxnas-genotype"]
-    version: Literal[1]
+    version: Literal[1, 2]
     space: dict[str, Any]
     cells: list[dict[str, Any]]
     tokens: list[int]
     reward: float | None = None
     metrics: dict[str, Any] | None = None
     search: dict[str, Any] | None = None
+    recommended: bool | None = Field(
+        None, description="version 2: whether the search recommends training with this module"
+    )
+    answer: dict[str, Any] | None = Field(
+        None,
+        description="version 2: the answer's verdict and confirmation figures (null: no answer yet)",
+    )

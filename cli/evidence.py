@@ -82,7 +82,8 @@ def plots(
     output_dir: Path = typer.Option(Path("."), "--output-dir", "-o", help="Where the PNG files go."),
     database_url: str | None = DB_OPTION,
 ) -> None:
-    """Write reward.png, ops.png and genotype.png of a search (from the database)."""
+    """Write reward.png, ops.png, genotype.png, calibration.png and finalists.png of a search (those
+    it has something to draw for), from the database."""
     from auxnas.cli.service import _storage
     from auxnas.controller.plots import PLOT_NAMES, PlotError, render
 
@@ -101,7 +102,9 @@ def plots(
     written, skipped = [], []
     for name in PLOT_NAMES:
         try:
-            png = render(name, trials, title=f"search {search_id} ({summary.name}): {name}")
+            png = render(
+                name, trials, title=f"search {search_id} ({summary.name}): {name}", answer=summary.answer
+            )
         except PlotError as e:
             skipped.append(f"{name}: {e}")
             continue

@@ -40,7 +40,9 @@ def register(app: typer.Typer) -> None:
     @app.command(cls=_ResumeTakesAnOptionalId)
     def search(
         config_file: Path = typer.Argument(..., metavar="CONFIG", help="Search config (YAML preset)."),
-        output: Path | None = typer.Option(None, "--output", "-o", help="Write the best genotype JSON here."),
+        output: Path | None = typer.Option(
+            None, "--output", "-o", help="Write the answer's genotype JSON (version 2) here."
+        ),
         resume: str | None = typer.Option(
             None,
             "--resume",
@@ -61,7 +63,8 @@ def register(app: typer.Typer) -> None:
         ),
         evaluator: str = typer.Option("train", "--evaluator", help=EVALUATOR_HELP, metavar="NAME"),
     ) -> None:
-        """Search auxiliary modules: Joint and basic first, then the controller until the budget is spent."""
+        """Search auxiliary modules: Joint and basic first, then the controller with racing over
+        training seeds until the budget is spent, then confirmation on fresh seeds; ends with the answer."""
         from auxnas.cli.search_run import open_database, resume_target
         from auxnas.controller.config import load_search_config
         from auxnas.controller.driver import space_for
@@ -92,20 +95,32 @@ def register(app: typer.Typer) -> None:
         runs = runs_dir.resolve() if runs_dir is not None else default_data_dir()
         outcome, run_dir = _run(config, storage, resume_id, runs, lease, fn)
         _print_summary(config, outcome)
-        if outcome.best is not None:
-            from auxnas.controller.export import genotype_document
-
-            doc = genotype_document(outcome.best, outcome.search_id, config.name)
+        doc = _answer_document(config, outcome)
+        if doc is not None:
             text = json.dumps(doc, indent=2) + "\n"
             (run_dir / "best.json").write_text(text)
             if output is not None:
                 output.write_text(text)
-                typer.echo(f"best genotype written to {output}")
+                what = "recommended" if doc["recommended"] else "not recommended"
+                typer.echo(f"answer's genotype ({what}) written to {output}")
         if config.search.strategy == "ppo" and outcome.iterations:
             _export_greedy(config, run_dir, run_dir / "greedy.json")
         if outcome.status != SearchStatus.SUCCEEDED:
             typer.echo(f"error: search {outcome.status}: {outcome.error or 'cancelled'}", err=True)
             raise typer.Exit(1)
+
+
+def _answer_document(config: SearchConfig, outcome: SearchOutcome) -> dict[str, Any] | None:
+    """The genotype document `auxnas export` gives for this search (controller.export)."""
+    from auxnas.controller.export import answer_document, answer_trial
+
+    index = answer_trial(outcome.answer)
+    trial = next((t for t in outcome.trials if t.index == index), None) if index is not None else None
+    if trial is None and not outcome.answer:
+        trial = outcome.best
+    if trial is None:
+        return None
+    return answer_document(trial, outcome.search_id, config.name, outcome.answer)
 
 
 def _export_greedy(config: SearchConfig, checkpoint_dir: Path, path: Path) -> None:
@@ -178,13 +193,18 @@ def _drive(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("cached {task.fields[cached]}  failed {task.fields[failed]}  best {task.fields[best]}"),
+        TextColumn(
+            "cached {task.fields[cached]}  failed {task.fields[failed]}  best {task.fields[best]}  "
+            "evaluations {task.fields[evaluations]}  cpu {task.fields[cpu]}"
+        ),
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
         console=console,
     )
-    task = progress.add_task("baselines", total=config.search.budget, cached=0, failed=0, best="-")
+    task = progress.add_task(
+        "baselines", total=config.search.budget, cached=0, failed=0, best="-", evaluations=0, cpu="0 s"
+    )
 
     def on_progress(p: SearchProgress) -> None:
         best = f"{p.best_reward:.4f}" if p.best_reward is not None else "-"
@@ -193,15 +213,23 @@ def _drive(
                 task, completed=p.calibrated, total=p.calibration_total, description="calibration"
             )
             return
-        label = {"baselines": "baselines", "search": f"search it {p.iteration}", "done": "done"}[p.phase]
+        counts = {"evaluations": p.evaluations, "cpu": f"{p.cpu_seconds:.0f} s", "cached": p.cached}
+        if p.phase == "confirmation":  # the budget is spent: the bar counts confirmation rows
+            progress.update(
+                task, completed=p.confirmed, total=p.confirmation_total, description="confirmation", **counts
+            )
+            return
+        label = {"search": f"search it {p.iteration}", "racing": f"racing it {p.iteration}"}.get(
+            p.phase, p.phase
+        )
         progress.update(
             task,
             completed=p.evaluated,
             total=config.search.budget,
             description=label,
-            cached=p.cached,
             failed=p.failed,
             best=best,
+            **counts,
         )
 
     driver = SearchDriver(
@@ -262,7 +290,14 @@ def _print_summary(config: SearchConfig, outcome: SearchOutcome) -> None:
     from auxnas.search_space import parse_genotype
 
     console = Console()
-    rows = (("Joint", outcome.joint), ("basic", outcome.basic), ("best found", outcome.best))
+    from auxnas.controller.export import answer_trial
+
+    index = answer_trial(outcome.answer)
+    chosen = next((t for t in outcome.trials if t.index == index), None) if index is not None else None
+    label = ("answer" if outcome.answer.get("recommended") else "quoted") if chosen else "best found"
+    chosen = chosen or outcome.best
+    # the answer's module, or the best single-seed reward when the search has no answer
+    rows = (("Joint", outcome.joint), ("basic", outcome.basic), (label, chosen))
     # one column per task: the metric it is scored by (the reward is their geometric mean)
     scored = [t for _, t in rows if t is not None and t.reward is not None]
     task_metrics = {
@@ -303,22 +338,17 @@ def _print_summary(config: SearchConfig, outcome: SearchOutcome) -> None:
     console.print(table)
     console.print(
         f"candidates evaluated {outcome.evaluated}/{config.search.budget}, cached {outcome.cached}, "
-        f"failed {outcome.failed}, controller iterations {outcome.iterations}, {outcome.elapsed:.0f} s"
+        f"failed {outcome.failed}, controller iterations {outcome.iterations}; evaluations "
+        f"(candidate x seed) {outcome.evaluations}, {outcome.cpu_seconds:.0f} CPU-s, {outcome.elapsed:.0f} s"
         + (f" ({outcome.stop_reason})" if outcome.stop_reason else "")
     )
-    if outcome.best is not None and outcome.best.genotype is not None:
-        genotype = parse_genotype(outcome.best.genotype)
-        console.print(f"best genotype ({genotype.canonical_hash()}, trial {outcome.best.index}):")
+    if chosen is not None and chosen.genotype is not None:
+        genotype = parse_genotype(chosen.genotype)
+        console.print(f"{label} genotype ({genotype.canonical_hash()}, trial {chosen.index}):")
         for cell in genotype.cells:
             console.print(
                 f"  {cell.task}:{cell.index} = {cell.aggregator}("
                 f"{cell.adaptors[0]}({cell.inputs[0]}), {cell.adaptors[1]}({cell.inputs[1]}))"
             )
-    from auxnas.controller.verdict import verdict
-
-    noise = (outcome.fidelity or {}).get("noise")
-    line = verdict(
-        outcome.best.reward if outcome.best else None, outcome.joint.reward if outcome.joint else None, noise
-    )
-    if line:
-        console.print(line)
+    if outcome.answer:
+        console.print(f"answer: {outcome.answer['verdict']}", soft_wrap=True)

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -306,9 +307,10 @@ def _status_one(storage, search_id: int, limit: int, as_json: bool) -> None:  # 
     _, total = storage.trial_page(search_id, 0, 1)
     rows, _ = storage.trial_page(search_id, max(0, total - limit), limit)
     running, _ = storage.trial_page(search_id, 0, 100, status=TrialStatus.RUNNING)
+    pairing = storage.pairing(search_id)
     if as_json:
         doc = _plain(s.to_dict())
-        doc["trials"] = [_plain(t.to_dict()) for t in rows]
+        doc["trials"] = [_plain({**t.to_dict(), **asdict(pairing.of(t))}) for t in rows]
         doc["running"] = [_plain(t.to_dict()) for t in running]
         typer.echo(json.dumps(doc, indent=2, default=_plain_value))
         return
@@ -317,6 +319,7 @@ def _status_one(storage, search_id: int, limit: int, as_json: bool) -> None:  # 
         f"search {s.id} {s.name!r}: {s.status}" + (" (cancel requested)" if s.cancel_requested else ""),
         f"progress   {p.evaluated}/{p.budget} evaluated, {p.cached} cached, {p.failed} failed, "
         f"{p.running} running, {p.waiting} waiting, {p.trials} trials",
+        f"cost       {p.evaluations} evaluations (candidate x seed), {p.cpu_seconds:.0f} CPU-s",
         f"best       {_num(s.best_reward)}"
         + (f" (trial {s.best_trial})" if s.best_trial is not None else ""),
         f"baselines  joint {_num(s.baselines.get('joint'))}, basic {_num(s.baselines.get('basic'))}",
@@ -331,11 +334,10 @@ def _status_one(storage, search_id: int, limit: int, as_json: bool) -> None:  # 
             f"interrupted its lease expired at {_when(s.lease_expires_at)}: `auxnas search CONFIG --resume {s.id}` "
             "or any worker continues it"
         )
-    from auxnas.controller.verdict import verdict_of
-
-    line = verdict_of(s.best_reward, s.baselines, s.fidelity)
-    if line:
-        lines.append(f"verdict    {line}")
+    if s.answer:
+        lines.append(f"answer     {s.answer.get('verdict')}")
+    elif s.status in ("queued", "running"):
+        lines.append("answer     none yet (racing, then confirmation on fresh seeds, after the budget)")
     if s.fidelity:
         f = s.fidelity
         lines.append(
@@ -354,8 +356,12 @@ def _status_one(storage, search_id: int, limit: int, as_json: bool) -> None:  # 
     columns = (
         "index",
         "kind",
+        "phase",
+        "seed",
         "status",
         "reward",
+        "gain",
+        "mean gain (seeds)",
         "seconds",
         "iteration",
         "attempts",
@@ -365,15 +371,26 @@ def _status_one(storage, search_id: int, limit: int, as_json: bool) -> None:  # 
     )
     for col in columns:
         table.add_column(
-            col, justify="right" if col in ("index", "reward", "seconds", "iteration", "attempts") else "left"
+            col,
+            justify="right"
+            if col
+            in ("index", "seed", "reward", "gain", "mean gain (seeds)", "seconds", "iteration", "attempts")
+            else "left",
         )
     for t in rows:
         err = f"{t.error.get('type')}: {t.error.get('message')}" if t.error else ""
+        g = pairing.of(t)
         table.add_row(
             str(t.index),
             t.kind,
+            t.phase,
+            "-"
+            if t.seed is None and t.phase == "calibration"
+            else str(pairing.default_seed if t.seed is None else t.seed),
             t.status,
             _num(t.reward),
+            _signed(g.gain),
+            _mean_gain(g),
             f"{t.seconds:.1f}",
             "-" if t.iteration is None else str(t.iteration),
             str(t.attempts),
@@ -403,6 +420,18 @@ def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:.4f}"
 
 
+def _signed(x: float | None) -> str:
+    return "-" if x is None else f"{x:+.4f}"
+
+
+def _mean_gain(g: Any) -> str:
+    """A module's mean paired gain ± its standard error over its seeds in the row's phase group."""
+    if g.mean_gain is None:
+        return "-"
+    se = f" ± {g.gain_se:.4f}" if g.gain_se is not None else ""
+    return f"{g.mean_gain:+.4f}{se} ({len(g.seeds)})"
+
+
 def _when(t: datetime | None) -> str:
     if t is None:
         return "-"
@@ -420,11 +449,13 @@ def _term_width() -> int:
 
 
 def export(
-    search_id: int = typer.Argument(..., help="The search whose best genotype to write."),
+    search_id: int = typer.Argument(..., help="The search whose answer's genotype to write."),
     output: Path = typer.Option(..., "--output", "-o", help="Genotype JSON file to write."),
     database_url: str | None = DB_OPTION,
 ) -> None:
-    """Write the best genotype of a search as genotype JSON v1 (reward, metrics and search included)."""
+    """Write the answer's genotype of a search as genotype JSON version 2: `recommended`, and the
+    confirmation figures under `answer`. When no module beats Joint it is the module the verdict
+    quotes, with recommended false; before the search has an answer, its best trial so far."""
     from auxnas.db.storage import UnknownSearch
     from auxnas.search_space import GenotypeError, parse_genotype
 
@@ -436,7 +467,7 @@ def export(
     finally:
         storage.dispose()
     if doc is None:
-        fail(f"search {search_id} has no successful trial with a genotype yet")
+        fail(f"search {search_id} has no successful trial with a genotype yet (or its answer names none)")
     try:
         genotype = parse_genotype(doc)
     except GenotypeError as e:  # a stored row that is not a valid genotype is never exported
@@ -448,3 +479,8 @@ def export(
     except OSError as e:
         fail(f"--output: cannot write {output} ({e.strerror or e})")
     typer.echo(f"wrote {output}: {genotype.summary()}, reward {_num(doc.get('reward'))}")
+    if doc.get("answer"):
+        what = "recommended" if doc["recommended"] else "NOT recommended"
+        typer.echo(f"{what}: {doc['answer']['verdict']}")
+    else:
+        typer.echo("not recommended: the search has no answer yet (it has not finished)")

@@ -32,6 +32,53 @@ class CalibrateSection(_Section):
     )
 
 
+class RacingSection(_Section):
+    """Racing over training seeds (successive halving whose resource is seeds): every candidate
+    starts on one seed; after each controller iteration the top `promote_fraction` of the
+    candidates that completed a rung are trained on more seeds, up to the next rung's count."""
+
+    rungs: list[int] = Field(
+        default_factory=lambda: [1, 3],
+        min_length=1,
+        max_length=8,
+        description="seed counts of the rungs, increasing, starting at 1 (one rung: no racing); each 1..64",
+    )
+    promote_fraction: float = Field(
+        0.25, gt=0.0, lt=1.0, description="share of a rung's candidates promoted to the next; (0, 1)"
+    )
+
+    @field_validator("rungs")
+    @classmethod
+    def _increasing_from_one(cls, v: list[int]) -> list[int]:
+        if v[0] != 1:
+            raise ValueError(f"must start at 1 (every candidate starts on one seed), got {v}")
+        if any(b <= a for a, b in zip(v, v[1:], strict=False)) or v[-1] > 64:
+            raise ValueError(f"must be increasing seed counts of at most 64, got {v}")
+        return v
+
+
+class ConfirmSection(_Section):
+    """Confirmation after the budget: the top `finalists` by racing, `basic` and Joint on
+    `seeds` training seeds the search never used; the answer comes from their paired gains."""
+
+    finalists: int = Field(3, ge=1, le=32, description="top candidates by racing to confirm; 1..32")
+    seeds: int = Field(
+        5,
+        ge=0,
+        le=64,
+        description="fresh training seeds (0: no confirmation, the answer says it is unconfirmed; "
+        "else 2..64)",
+    )
+    confidence: float = Field(0.9, ge=0.5, lt=1.0, description="two-sided interval level; [0.5, 1)")
+
+    @field_validator("seeds")
+    @classmethod
+    def _zero_or_two(cls, v: int) -> int:
+        if v == 1:
+            raise ValueError("must be 0 (skip confirmation) or at least 2 (an interval needs a spread)")
+        return v
+
+
 class SearchSection(_Section):
     strategy: Literal["ppo", "random"] = "ppo"
     calibrate: CalibrateSection | None = Field(
@@ -52,6 +99,8 @@ class SearchSection(_Section):
     )
     early_stop: bool = Field(True, description="stop candidates clearly below the best so far")
     early_stop_ratio: float = Field(0.7, gt=0.0, le=1.0, description="stop below ratio * best reward; (0, 1]")
+    racing: RacingSection = Field(default_factory=RacingSection)
+    confirm: ConfirmSection = Field(default_factory=ConfirmSection)
     max_idle_iterations: int = Field(
         20,
         ge=1,

@@ -1,4 +1,5 @@
-"""The search driver: baselines, then controller iterations until the budget is spent.
+"""The search driver: baselines, controller iterations with racing until the budget is spent,
+then confirmation and the answer.
 
     driver = SearchDriver(config, storage, search_id, checkpoint_dir, evaluate_fn=None,
                           on_progress=None)
@@ -11,11 +12,22 @@ waiting ones run as Ray tasks, at most `search.parallel_trials` at once, each ro
 `running` and then to its outcome; the strategy learns from the rewards (failed trials feed
 `search.failure_reward`); the iteration is recorded and the checkpoint written.
 
+What the controller learns from: a candidate's paired gain at its first training seed (its reward
+minus Joint's, both at the search's `seed`), given to the strategy when the candidate's iteration
+ends; a failed candidate counts as a reward of `search.failure_reward`. The further seeds racing
+gives a candidate later never reach the controller.
+
+Racing (after each iteration, `controller.protocol`): the promoted candidates are trained on
+further seeds (`racing` rows), Joint at every seed a candidate uses. After the budget: the final
+racing sweep, then confirmation (`confirmation` rows: the finalists, basic and Joint on fresh
+seeds), then the answer, stored on the search row (`SearchStorage.set_answer`).
+
 The storage is the one source of truth for trials. Resuming after a crash at any point of an
 iteration re-runs that iteration's unfinished rows (a `running` row of a dead worker goes back
 to `waiting`), never re-records a finished one, and never drops a proposed genotype. An
 evaluation whose Ray worker or node died is not the architecture's failure: its row goes back
-to `waiting` and runs again (`attempts` counts the tries).
+to `waiting` and runs again (`attempts` counts the tries). Racing and confirmation are read
+back from the rows too: an interrupted phase resumes with its unfinished rows only.
 """
 
 from __future__ import annotations
@@ -33,6 +45,8 @@ from auxnas.controller import calibration
 from auxnas.controller.checkpoint import CheckpointDir, CheckpointError
 from auxnas.controller.config import SearchConfig
 from auxnas.controller.export import best_trial
+from auxnas.controller.progress import count
+from auxnas.controller.protocol import AnswerProtocol, ProtocolError
 from auxnas.controller.storage import SPENT_STATUSES as SPENT
 from auxnas.controller.storage import IterationRecord, SearchStorage, TrialRecord
 from auxnas.controller.strategies import Strategy, make_strategy
@@ -62,9 +76,14 @@ class SearchProgress:
     iteration: int = 0  # controller iterations finished
     running: int = 0  # evaluations in flight (started or not)
     waiting_for_resources: int = 0  # submitted to Ray, not started: no free slot for them yet
-    phase: str = "baselines"  # "calibration" | "baselines" | "search" | "done"
+    # "calibration" | "baselines" | "search" | "racing" | "confirmation" | "done"
+    phase: str = "baselines"
     calibrated: int = 0  # calibration trials finished
     calibration_total: int = 0
+    evaluations: int = 0  # trainings run (candidate x seed, baselines and confirmation included)
+    cpu_seconds: float = 0.0  # CPU seconds of those trainings
+    confirmed: int = 0  # confirmation rows finished
+    confirmation_total: int = 0
 
 
 @dataclass
@@ -83,6 +102,9 @@ class SearchOutcome:
     stop_reason: str | None = None  # why a succeeded search stopped
     elapsed: float = 0.0
     fidelity: dict[str, Any] | None = None  # the calibration figures, when it calibrated
+    answer: dict[str, Any] | None = None  # controller.protocol.answer_document, when it finished
+    evaluations: int = 0  # trainings run (candidate x seed)
+    cpu_seconds: float = 0.0
 
 
 class SearchCancelled(Exception):
@@ -130,6 +152,8 @@ class SearchDriver:
         self.timings: dict[str, list[float]] = {}
         self._running: dict[Any, int] = {}  # Ray ref -> trial index
         self.fidelity: dict[str, Any] | None = None
+        self.protocol: AnswerProtocol | None = None
+        self.answer: dict[str, Any] | None = None
         self._state_to_restore: dict[str, Any] | None = None
         self._starts: StartWatch | None = None
         self._phase = "baselines"
@@ -148,6 +172,8 @@ class SearchDriver:
                 self._phase = "search"
                 self._search()
                 self._check_some_candidate_succeeded()
+                self._race(final=True)
+                self._confirm()
             status = "succeeded"
         except SearchCancelled:
             status = "cancelled"
@@ -177,11 +203,15 @@ class SearchDriver:
             stop_reason=self.stop_reason if status == "succeeded" else None,
             elapsed=time.monotonic() - self._start,
             fidelity=self.fidelity,
+            answer=self.answer if status == "succeeded" else None,
+            evaluations=self.evaluations,
+            cpu_seconds=self.cpu_seconds,
         )
 
     def progress(self) -> SearchProgress:
         best = self.best
         cal = [t for t in self.trials.values() if t.phase == calibration.PHASE]
+        confirming = [t for t in self.trials.values() if t.phase == "confirmation"]
         return SearchProgress(
             evaluated=self.evaluated,
             cached=self.cached,
@@ -197,6 +227,10 @@ class SearchDriver:
             phase=self._phase,
             calibrated=sum(1 for t in cal if t.final),
             calibration_total=len(cal),
+            evaluations=self.evaluations,
+            cpu_seconds=self.cpu_seconds,
+            confirmed=sum(1 for t in confirming if t.final),
+            confirmation_total=len(confirming),
         )
 
     # --- counts, always from the rows ----------------------------------------------------------
@@ -219,6 +253,15 @@ class SearchDriver:
         return sum(1 for t in self._search_trials() if t.status == "failed")
 
     @property
+    def evaluations(self) -> int:
+        """Trainings run, every phase: a candidate raced over three seeds counts three."""
+        return count("evaluations", self.trials.values())
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(t.cpu_seconds for t in self.trials.values())
+
+    @property
     def best(self) -> TrialRecord | None:
         return best_trial(self.trials.values())
 
@@ -239,6 +282,10 @@ class SearchDriver:
             self.space = space_for(self.config)
         except SpaceError as e:
             raise SearchFailed(f"config: {e}") from None
+        try:
+            self.protocol = AnswerProtocol(self.config, self.space)
+        except ValueError as e:  # confirmation seeds that would reuse a search seed
+            raise SearchFailed(f"search.confirm: {e}") from None
         self.checkpoint.path.mkdir(parents=True, exist_ok=True)
         self.storage.set_checkpoint_dir(self.search_id, str(self.checkpoint.path.resolve()))
         state = None
@@ -374,9 +421,12 @@ class SearchDriver:
         return s.early_stop_ratio * max(rewards)
 
     def _controller_reward(self, trial: TrialRecord) -> float:
-        if trial.reward is None or trial.status == "failed":
-            return self.config.search.failure_reward
-        return float(trial.reward)
+        """The candidate's paired gain over Joint at its first seed (the search's `seed`); a
+        failed candidate's as if it had scored `search.failure_reward`."""
+        reward = trial.reward
+        if reward is None or trial.status == "failed":
+            reward = self.config.search.failure_reward
+        return float(reward) - float(self._baseline("joint").reward)
 
     def _check_cancel(self) -> None:
         if self.storage.cancel_requested(self.search_id):
@@ -416,7 +466,9 @@ class SearchDriver:
     def _run_baselines(self) -> None:
         new = []
         if self._baseline("joint") is None:
-            new.append(TrialRecord(index=self.next_index, kind="joint", status="waiting"))
+            new.append(
+                TrialRecord(index=self.next_index, kind="joint", status="waiting", seed=self.config.seed)
+            )
         if self._baseline("basic") is None:
             new.append(
                 self._waiting(basic_genotype(self.space), self.next_index + len(new), None, kind="basic")
@@ -439,14 +491,20 @@ class SearchDriver:
             genotype=genotype.to_json(),
             genotype_hash=genotype.canonical_hash(),
             iteration=iteration,
+            seed=self.config.seed,
         )
 
     def _search(self) -> None:
         budget = self.config.search.budget
         idle = 0
+        if self._iteration_rows(self.iteration):  # resuming inside an iteration: race after it
+            self._run_phase_rows("racing")
+        else:  # what an interrupted run left of the last iteration's racing
+            self._race()
         while self.evaluated < budget or self._iteration_rows(self.iteration):
             self._check_cancel()
             new = self._iteration(budget)
+            self._race()
             idle = 0 if new else idle + 1
             if idle >= self.config.search.max_idle_iterations:
                 self.stop_reason = (
@@ -574,6 +632,8 @@ class SearchDriver:
                 config = self.eval_config
                 if trial.phase == calibration.PHASE:
                     config = calibration.replicate_config(config, trial.replicate)
+                elif trial.seed is not None and trial.seed != config.seed:
+                    config = config.model_copy(update={"seed": trial.seed})
                 if self._starts is None:
                     self._move(trial.index, "running")
                 self._running[submit(config, genotype, below, self.evaluate_fn)] = trial.index
@@ -641,6 +701,43 @@ class SearchDriver:
         if trial.status == "failed":
             self._check_failure_limit(trial)
         return trial
+
+    # --- racing, confirmation and the answer (rules: controller.protocol) ------------------------
+    def _race(self, final: bool = False) -> None:
+        """Run the racing rows left unfinished, then the promotions due (`final`: the sweep after
+        the budget) until none is due; Joint is trained at every seed a promotion adds."""
+        phase, self._phase = self._phase, "racing"
+        self._run_phase_rows("racing")
+        while due := self.protocol.due(self.trial_list(), final):
+            rows = self.protocol.promotion_rows(due, self.trial_list(), self.next_index)
+            if not rows:
+                break
+            log.info("search %s: racing promotes %s", self.search_id, [(p.key, p.seeds) for p in due])
+            self._add(rows)
+            self._run_phase_rows("racing")
+        self._phase = phase
+
+    def _run_phase_rows(self, phase: str) -> None:
+        rows = [t for t in self.trial_list() if t.phase == phase]
+        self._run_trials([t for t in rows if not t.final])
+        for t in rows:
+            if t.kind == "joint":
+                self._check_baseline(self.trials[t.index])
+
+    def _confirm(self) -> None:
+        """The finalists, basic and Joint on the fresh seeds (skipped when search.confirm.seeds
+        is 0), then the answer, stored on the search row."""
+        if self.protocol.confirm_seeds > 0:
+            self._phase = "confirmation"
+            if not any(t.phase == "confirmation" for t in self.trials.values()):
+                self._add(self.protocol.confirmation_rows(self.trial_list(), self.next_index))
+            self._run_phase_rows("confirmation")
+        try:
+            self.answer = self.protocol.answer_document(self.trial_list())
+        except ProtocolError as e:
+            raise SearchFailed(str(e)) from None
+        self.storage.set_answer(self.search_id, self.answer)
+        log.info("search %s: %s", self.search_id, self.answer["verdict"])
 
     # --- state and teardown --------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:

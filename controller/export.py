@@ -1,4 +1,14 @@
-"""What a search hands to its users: the best genotype as JSON v1, and the policy's greedy genotype."""
+"""What a search hands to its users: the answer's genotype document, and the policy's greedy genotype.
+
+The document of a search (`auxnas export`, `GET /searches/{id}/best`, `best.json` of `auxnas
+search`) is genotype JSON version 2: the genotype with `recommended` and `answer`, the stored
+answer's figures (`controller.protocol`). When the answer is a module, it is that module with
+`recommended: true`. When the answer is Joint (no module beats it on the fresh seeds) or the search
+skipped confirmation, it is the module the verdict quotes (the best the confirmation tested, or
+the best racing candidate) with `recommended: false`: the figures that say why not travel with it.
+Before a search has an answer (running, or stored before answers existed) it is the best trial
+so far by the rule below, with `recommended: false` and `answer: null`.
+"""
 
 from __future__ import annotations
 
@@ -46,6 +56,47 @@ def genotype_document(trial: TrialRecord, search_id: int, search_name: str) -> d
     genotype = parse_genotype(trial.genotype)
     search = {"id": search_id, "name": search_name, "trial": trial.index}
     return genotype.to_json(reward=trial.reward, metrics=trial.metrics, search=search)
+
+
+# what the exported document repeats of the stored answer
+ANSWER_SUMMARY = (
+    "verdict",
+    "recommended",
+    "module",
+    "confirmed",
+    "confirm_seeds",
+    "confidence",
+    "correction",
+    "over_joint",
+    "over_basic",
+    "racing",
+    "seeds",
+)
+
+
+def answer_trial(answer: dict[str, Any] | None) -> int | None:
+    """Index of the trial whose genotype the answer's document carries (None: it names none)."""
+    from auxnas.controller.protocol import answer_module
+
+    named = answer_module(answer)
+    return named[1]["trial"] if named else None
+
+
+def answer_document(
+    trial: TrialRecord, search_id: int, search_name: str, answer: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Genotype JSON v2 of `trial`: the answer's module (`answer_trial`), or with no answer yet
+    the best trial so far (`recommended: false`, `answer: null`)."""
+    genotype = parse_genotype(trial.genotype)
+    search = {"id": search_id, "name": search_name, "trial": trial.index}
+    summary = {k: answer.get(k) for k in ANSWER_SUMMARY} if answer else None
+    return genotype.to_json(
+        reward=trial.reward,
+        metrics=trial.metrics,
+        search=search,
+        recommended=bool(answer and answer.get("recommended")),
+        answer=summary,
+    )
 
 
 def greedy_genotype(config: SearchConfig, checkpoint_dir: str | Path) -> Genotype:

@@ -2,13 +2,15 @@
 
 `reward`: each trial's reward with the best-so-far line and the Joint / basic baselines.
 `ops`: how often each adaptor op and aggregator is sampled as the search goes on (paper Fig. 4).
-`genotype`: the best genotype's cells per task.
+`genotype`: the answer's genotype's cells per task (before an answer, the best trial's).
+`finalists`: each confirmed module's paired gain over Joint at each fresh seed, with its mean.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 
@@ -21,18 +23,24 @@ from auxnas.controller.status import TrialStatus
 from auxnas.controller.storage import TrialRecord  # noqa: E402
 from auxnas.search_space import ADAPTOR_OPS, AGGREGATORS, Genotype  # noqa: E402
 
-PLOT_NAMES = ("reward", "ops", "genotype", "calibration")
+PLOT_NAMES = ("reward", "ops", "genotype", "calibration", "finalists")
 
 
 class PlotError(ValueError):
     """The search has nothing to draw for this plot yet."""
 
 
-def render(name: str, trials: Sequence[TrialRecord], title: str = "") -> bytes:
+def render(
+    name: str, trials: Sequence[TrialRecord], title: str = "", answer: dict[str, Any] | None = None
+) -> bytes:
+    """`answer`: the search's stored answer (`genotype` draws its module, `finalists` its verdict)."""
     if name not in PLOT_NAMES:
         raise PlotError(f"unknown plot {name!r} (one of {list(PLOT_NAMES)})")
-    draw = {"reward": _reward, "ops": _ops, "genotype": _genotype, "calibration": _calibration}[name]
-    fig = draw(list(trials), title)
+    if name in ("genotype", "finalists"):
+        fig = {"genotype": _genotype, "finalists": _finalists}[name](list(trials), title, answer)
+    else:
+        draw = {"reward": _reward, "ops": _ops, "calibration": _calibration}[name]
+        fig = draw(list(trials), title)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -123,13 +131,48 @@ def _ops(trials: list[TrialRecord], title: str):
     return fig
 
 
-def _genotype(trials: list[TrialRecord], title: str):
-    best = best_trial(trials)
-    if best is None:
+def _genotype(trials: list[TrialRecord], title: str, answer: dict[str, Any] | None = None):
+    from auxnas.controller.export import answer_trial
+
+    index = answer_trial(answer)
+    chosen = next((t for t in trials if t.index == index), None) if index is not None else best_trial(trials)
+    if chosen is None or chosen.genotype is None:
         raise PlotError("no scored genotype yet")
-    return draw_genotype(
-        Genotype.from_json(best.genotype), title or f"best genotype (reward {best.reward:.4f})"
+    what = (
+        "best genotype"
+        if index is None
+        else "recommended"
+        if answer.get("recommended")
+        else "not recommended"
     )
+    return draw_genotype(Genotype.from_json(chosen.genotype), title or f"{what} (trial {chosen.index})")
+
+
+def _finalists(trials: list[TrialRecord], title: str, answer: dict[str, Any] | None = None):
+    """One row per confirmed module: its paired gain over Joint at each fresh seed (dots), the mean
+    (bar) and 0 (Joint); the verdict line below."""
+    from auxnas.controller.pairing import BASIC_KEY, CONFIRM_GROUP, group_rewards
+
+    group = group_rewards(trials, CONFIRM_GROUP, default_seed=0)
+    modules = [k for k in group.modules if group.gains(k)]
+    if not modules:
+        raise PlotError("no confirmation trials (not reached yet, or skipped: search.confirm.seeds 0)")
+    fig, ax = plt.subplots(figsize=(7.5, 0.7 * len(modules) + 1.6))
+    for y, key in enumerate(modules):
+        gains = list(group.gains(key).values())
+        color = "tab:green" if key == BASIC_KEY else "tab:blue"
+        ax.scatter(gains, [y] * len(gains), s=20, color=color, alpha=0.7)
+        mean = sum(gains) / len(gains)
+        ax.plot([mean, mean], [y - 0.3, y + 0.3], color=color, lw=2.5)
+    ax.axvline(0.0, color="black", lw=1, ls="--", label="Joint")
+    ax.set_yticks(range(len(modules)))
+    ax.set_yticklabels([k if k == BASIC_KEY else k[:8] for k in modules])
+    ax.invert_yaxis()
+    ax.set_xlabel("paired gain over Joint at each fresh training seed (bar: mean)")
+    ax.set_title(title or "confirmation: finalists and basic")
+    if answer and answer.get("verdict"):
+        fig.text(0.01, -0.02, answer["verdict"], fontsize=8, ha="left", va="top", wrap=True)
+    return fig
 
 
 def calibration_points(trials: list[TrialRecord]) -> dict[str, dict[int, float]]:

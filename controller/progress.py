@@ -7,7 +7,9 @@ Python (`auxnas search`, the failure limit) and `db.views` in SQL (`auxnas statu
   failed calibration trial is not one of them: the calibration phase judges its own failures
   (too many and it cannot rank, which fails the search with that reason), and the trial list
   shows it;
-- running, waiting: trials evaluating now, and decided but not started, in every phase.
+- running, waiting: trials evaluating now, and decided but not started, in every phase;
+- evaluations: trainings run in every phase (candidate x seed: a candidate raced over three
+  training seeds counts three; baselines, racing and confirmation included), the protocol's cost.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ COUNTS: dict[str, Count] = {
     "failed": Count(frozenset({TrialStatus.FAILED}), phases=frozenset({SEARCH_PHASE})),
     "running": Count(frozenset({TrialStatus.RUNNING})),
     "waiting": Count(frozenset({TrialStatus.WAITING})),
+    "evaluations": Count(SPENT_TRIAL_STATUSES),
 }
 
 

@@ -17,7 +17,10 @@ from auxnas.controller.status import FINAL_TRIAL_STATUSES, TRANSITIONS, TrialSta
 from auxnas.controller.status import SPENT_TRIAL_STATUSES as SPENT_STATUSES  # noqa: F401 - the driver's name
 
 TRIAL_KINDS = ("joint", "basic", "candidate")
-TRIAL_PHASES = ("search", "calibration")
+# search: the baselines and each candidate at its first seed (the budget counts these candidates);
+# racing: a promoted candidate's further seeds and Joint's at them; confirmation: the finalists,
+# basic and Joint on fresh seeds; calibration: the optional fidelity phase
+TRIAL_PHASES = ("search", "racing", "confirmation", "calibration")
 
 
 class InvalidTransition(ValueError):
@@ -51,7 +54,8 @@ class TrialRecord:
     error: dict[str, Any] | None = None
     attempts: int = 0  # times it started running (a dead worker or node adds one)
     node: dict[str, str] | None = None  # the Ray node of its last attempt: {"id": ..., "ip": ...}
-    phase: str = "search"  # "search" or "calibration" (calibration trials spend no budget)
+    phase: str = "search"  # one of TRIAL_PHASES (only search-phase candidates spend budget)
+    seed: int | None = None  # training seed of the evaluation (None in old rows: the search's seed)
     replicate: int | None = None  # calibration: which independent replicate
     per_seed: list[dict[str, Any]] | None = None  # with train.reward_seeds > 1: reward and metrics per seed
     created_at: datetime | None = None
@@ -128,6 +132,10 @@ class SearchStorage(ABC):
         """Store the calibration figures (`controller.calibration.fidelity_document`)."""
 
     @abstractmethod
+    def set_answer(self, search_id: int, answer: dict[str, Any]) -> None:
+        """Store the search's answer (`controller.protocol.answer_document`)."""
+
+    @abstractmethod
     def cancel_requested(self, search_id: int) -> bool: ...
 
 
@@ -158,6 +166,7 @@ class InMemoryStorage(SearchStorage):
         self.status: dict[int, tuple[str, str | None]] = {}
         self.checkpoint_dirs: dict[int, str] = {}
         self.fidelity: dict[int, dict[str, Any]] = {}
+        self.answers: dict[int, dict[str, Any]] = {}
         self.cancelled: set[int] = set()
 
     def add_trials(self, search_id: int, trials: list[TrialRecord]) -> None:
@@ -202,6 +211,10 @@ class InMemoryStorage(SearchStorage):
     def set_fidelity(self, search_id: int, fidelity: dict[str, Any]) -> None:
         with self._lock:
             self.fidelity[search_id] = fidelity
+
+    def set_answer(self, search_id: int, answer: dict[str, Any]) -> None:
+        with self._lock:
+            self.answers[search_id] = answer
 
     def cancel_requested(self, search_id: int) -> bool:
         with self._lock:

@@ -111,6 +111,9 @@ class Search(Base):
     checkpoint_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
     # the calibration figures (controller.calibration.fidelity_document), when it calibrated
     fidelity: Mapped[dict[str, Any] | None] = mapped_column(NULLABLE_JSON, nullable=True)
+    # the answer of a finished search (controller.protocol.answer_document): the recommended module
+    # or Joint, with the confirmation figures and the verdict line
+    answer: Mapped[dict[str, Any] | None] = mapped_column(NULLABLE_JSON, nullable=True)
 
 
 class Trial(Base):
@@ -127,7 +130,11 @@ class Trial(Base):
     kind: Mapped[str] = mapped_column(String(16))  # joint | basic | candidate
     # waiting | running | succeeded | failed | pruned | cached (controller.storage.TRANSITIONS)
     status: Mapped[str] = mapped_column(String(16))
-    phase: Mapped[str] = mapped_column(String(16), default="search")  # search | calibration
+    # search | racing (a candidate's further seeds) | confirmation | calibration
+    phase: Mapped[str] = mapped_column(String(16), default="search")
+    # the training seed of the evaluation (NULL in rows stored before seeds were recorded: the
+    # search's `seed`)
+    seed: Mapped[int | None] = mapped_column(Integer, nullable=True)
     replicate: Mapped[int | None] = mapped_column(Integer, nullable=True)  # calibration replicate
     tokens: Mapped[list[int] | None] = mapped_column(NULLABLE_JSON, nullable=True)
     genotype: Mapped[dict[str, Any] | None] = mapped_column(NULLABLE_JSON, nullable=True)

@@ -158,6 +158,10 @@ class SqlStorage(SearchStorage):
         with transaction(self.sessions, write=True) as s:
             self._check_owner(s, search_id).fidelity = finite_or_none(fidelity)
 
+    def set_answer(self, search_id: int, answer: dict[str, Any]) -> None:
+        with transaction(self.sessions, write=True) as s:
+            self._check_owner(s, search_id).answer = finite_or_none(answer)
+
     def cancel_requested(self, search_id: int) -> bool:
         if self.lease_lost.is_set():
             return True
@@ -285,17 +289,30 @@ class SqlStorage(SearchStorage):
             return conn.execute(select(Search.id).where(Search.id == search_id)).first() is not None
 
     def best_genotype_json(self, search_id: int) -> dict[str, Any] | None:
-        """Genotype JSON v1 of the best trial (controller.export's rule and document); None if none."""
-        from auxnas.controller.export import genotype_document
+        """The search's genotype document (controller.export.answer_document): the answer's module,
+        or before there is an answer the best trial so far; None if there is neither."""
+        from auxnas.controller.export import answer_document, answer_trial
 
         with self.engine.connect() as conn:
-            search = conn.execute(select(Search.name).where(Search.id == search_id)).first()
+            search = conn.execute(select(Search.name, Search.answer).where(Search.id == search_id)).first()
             if search is None:
                 raise UnknownSearch(search_id)
-            best = views.best_trial(conn, search_id)
-        if best is None:
+            index = answer_trial(search.answer)
+            if index is not None:
+                row = views.trial_at(conn, search_id, index)
+            else:
+                row = None if search.answer else views.best_trial(conn, search_id)
+        if row is None:
             return None
-        return genotype_document(trial_record(best), search_id, search.name)
+        return answer_document(trial_record(row), search_id, search.name, search.answer)
+
+    def pairing(self, search_id: int) -> Any:
+        """Paired gains of every trial of the search (`controller.pairing.Pairing`)."""
+        from auxnas.controller.pairing import Pairing
+
+        with self.engine.connect() as conn:
+            rows, default_seed = views.pairing_rows(conn, search_id)
+        return Pairing(rows, default_seed)
 
     def expire_lease_now(self, search_id: int, owner: str) -> bool:
         """A worker shutting down hands its search back: the next worker resumes it at once."""
@@ -321,6 +338,7 @@ def _trial_columns(t: TrialRecord) -> dict[str, Any]:
         "kind": t.kind,
         "status": t.status,
         "phase": t.phase,
+        "seed": t.seed,
         "replicate": t.replicate,
         "tokens": list(t.tokens) if t.tokens is not None else None,
         "genotype": finite_or_none(t.genotype),

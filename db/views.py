@@ -39,6 +39,8 @@ class Progress:
     waiting: int = 0  # decided, not started yet
     trials: int = 0  # all trial rows, baselines included
     budget: int = 0
+    evaluations: int = 0  # trainings run in every phase (candidate x seed)
+    cpu_seconds: float = 0.0  # CPU seconds of the evaluations
 
     @property
     def fraction(self) -> float:
@@ -67,6 +69,7 @@ class SearchSummary:
     checkpoint_dir: str | None
     config: dict[str, Any] = field(default_factory=dict)
     fidelity: dict[str, Any] | None = None
+    answer: dict[str, Any] | None = None  # controller.protocol.answer_document, once finished
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -96,6 +99,7 @@ def _reward_of(kind: str):  # noqa: ANN202
 _AGGREGATES = (
     func.count().label("trials"),
     *(_count_if(_matches(rule)).label(name) for name, rule in COUNTS.items()),
+    func.sum(Trial.cpu_seconds).label("cpu_seconds"),
     func.max(case((_SCORED, Trial.reward))).label("best_reward"),
     _reward_of("joint").label("joint"),
     _reward_of("basic").label("basic"),
@@ -133,7 +137,10 @@ def _summary(row: Any, agg: Any, best_trial: int | None) -> SearchSummary:
         launched_by=row["launched_by"],
         error=row["error"],
         progress=Progress(
-            **{name: get(name) or 0 for name in COUNTS}, trials=get("trials") or 0, budget=row["budget"]
+            **{name: get(name) or 0 for name in COUNTS},
+            trials=get("trials") or 0,
+            budget=row["budget"],
+            cpu_seconds=float(get("cpu_seconds") or 0.0),
         ),
         best_reward=get("best_reward"),
         best_trial=best_trial,
@@ -149,6 +156,7 @@ def _summary(row: Any, agg: Any, best_trial: int | None) -> SearchSummary:
         checkpoint_dir=row["checkpoint_dir"],
         config=row["config"],
         fidelity=row["fidelity"],
+        answer=row["answer"],
     )
 
 
@@ -183,6 +191,32 @@ def best_trial(conn: Connection, search_id: int) -> dict[str, Any] | None:
     """The best trial by controller.export's rule (the earliest among equals)."""
     row = conn.execute(_BEST_TRIAL, {"sid": search_id}).mappings().one_or_none()
     return dict(row) if row is not None else None
+
+
+def trial_at(conn: Connection, search_id: int, index: int) -> dict[str, Any] | None:
+    stmt = select(*_TRIAL_COLUMNS).where(Trial.search_id == search_id, Trial.index == index)
+    row = conn.execute(stmt).mappings().one_or_none()
+    return dict(row) if row is not None else None
+
+
+_PAIRING_COLUMNS = (
+    Trial.index,
+    Trial.kind,
+    Trial.status,
+    Trial.phase,
+    Trial.seed,
+    Trial.reward,
+    Trial.genotype_hash,
+)
+
+
+def pairing_rows(conn: Connection, search_id: int) -> tuple[list[Any], int]:
+    """What `controller.pairing.Pairing` reads of every trial of a search, and the search's seed
+    (the training seed of rows stored before seeds were recorded)."""
+    config = conn.execute(select(Search.config).where(Search.id == search_id)).scalar()
+    seed = config.get("seed", 0) if isinstance(config, dict) else 0
+    rows = conn.execute(select(*_PAIRING_COLUMNS).where(Trial.search_id == search_id)).all()
+    return list(rows), seed if isinstance(seed, int) else 0
 
 
 def trial_page(

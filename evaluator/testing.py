@@ -159,3 +159,61 @@ def noisy(
     key = f"{genotype.canonical_hash() if genotype is not None else 'joint'}-{config.seed}"
     u = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") / 2**32
     return _result(base + noise * (2 * u - 1), genotype, None)
+
+
+# --- known truth for the answer protocol: paired gains with known means and known seed noise -------
+GAIN_NOISE = 0.01  # sd of one per-seed paired gain over Joint (noise-std)
+SEED_EFFECT = 0.02  # sd of the luck a training seed gives every module alike (cancels when paired)
+
+
+def _unit_normal(key: str) -> float:
+    """A standard normal draw fixed by `key` (Box-Muller on two hashed uniforms)."""
+    import math
+
+    digest = hashlib.sha256(key.encode()).digest()
+    u1 = (int.from_bytes(digest[:8], "big") + 1) / (2**64 + 1)
+    u2 = int.from_bytes(digest[8:16], "big") / 2**64
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+def true_gain(genotype: Genotype | None, helpful_share: float, effect: float) -> float:
+    """The known mean paired gain over Joint: `effect` noise-std for the genotypes a hash puts in
+    the first `helpful_share` of [0, 1) (never `basic`), 0 for every other module and Joint."""
+    from auxnas.search_space import basic_genotype
+
+    if genotype is None or genotype.tokens == basic_genotype(genotype.space).tokens:
+        return 0.0
+    digest = hashlib.sha256(f"helpful-{genotype.canonical_hash()}".encode()).digest()
+    u = int.from_bytes(digest[:4], "big") / 2**32
+    return effect * GAIN_NOISE if u < helpful_share else 0.0
+
+
+def known_gain_reward(genotype: Genotype | None, seed: int, helpful_share: float, effect: float) -> float:
+    """0.5 + the seed's shared effect + the module's true gain + its own noise at that seed; the
+    per-seed paired gain over Joint then has mean `true_gain` and sd GAIN_NOISE exactly."""
+    import math
+
+    key = "joint" if genotype is None else genotype.canonical_hash()
+    own = _unit_normal(f"own-{key}-{seed}") * GAIN_NOISE / math.sqrt(2.0)
+    shared = _unit_normal(f"seed-{seed}") * SEED_EFFECT
+    return 0.5 + shared + true_gain(genotype, helpful_share, effect) + own
+
+
+def no_gain(config: EvalConfig, genotype: Genotype | None, *, early_stop_below: float | None = None):
+    """Data where no auxiliary module helps: every module's true paired gain over Joint is 0, each
+    training seed adds known noise (`known_gain_reward`). The answer must be "not recommended"."""
+    return _result(known_gain_reward(genotype, config.seed, 0.0, 0.0), genotype, None)
+
+
+def some_gain(config: EvalConfig, genotype: Genotype | None, *, early_stop_below: float | None = None):
+    """Half of the genotypes (never `basic`) help by 4 noise-std; the others and basic not at all."""
+    return _result(known_gain_reward(genotype, config.seed, 0.5, 4.0), genotype, None)
+
+
+def recording_seeds(
+    config: EvalConfig, genotype: Genotype | None, *, early_stop_below: float | None = None, log_path: str
+):
+    """`some_gain`, appending "<hash or joint>:<training seed>" to `log_path` first."""
+    with open(log_path, "a", encoding="utf-8") as f:
+        f.write(f"{'joint' if genotype is None else genotype.canonical_hash()}:{config.seed}\n")
+    return some_gain(config, genotype)

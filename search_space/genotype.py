@@ -1,4 +1,11 @@
-"""Genotypes: tokens <-> cells <-> genotype JSON v1, validation, canonical hash, `basic`."""
+"""Genotypes: tokens <-> cells <-> genotype JSON, validation, canonical hash, `basic`.
+
+Genotype JSON version 1 is the genotype (space, cells, tokens) with an optional reward, metrics
+and search. Version 2 is version 1 plus what a search's answer says of it: `recommended` (whether
+the search recommends training with it) and `answer` (the confirmation figures and the verdict
+line, or null when the search has no answer yet). Both versions are read; a plain genotype is
+still written as version 1, a search's answer as version 2.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +19,11 @@ from typing import Any
 from auxnas.search_space.space import FEATURE_PREFIX, TOKENS_PER_CELL, SearchSpace, SpaceError
 
 FORMAT = "auxnas-genotype"
-VERSION = 1
+VERSION = 1  # a plain genotype
+ANSWER_VERSION = 2  # a genotype with a search's answer: `recommended` and `answer`
+VERSIONS = (VERSION, ANSWER_VERSION)
 _TOP_FIELDS = {"format", "version", "space", "cells", "tokens", "reward", "metrics", "search"}
+_ANSWER_FIELDS = {"recommended", "answer"}
 _CELL_FIELDS = {"task", "index", "inputs", "adaptors", "aggregator"}
 
 
@@ -86,10 +96,13 @@ class Genotype:
         reward: float | None = None,
         metrics: dict[str, dict[str, float]] | None = None,
         search: dict[str, Any] | None = None,
+        recommended: bool | None = None,
+        answer: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """Version 1, or version 2 when `recommended` is given (with `answer`, null if None)."""
         doc: dict[str, Any] = {
             "format": FORMAT,
-            "version": VERSION,
+            "version": VERSION if recommended is None else ANSWER_VERSION,
             "space": self.space.to_dict(),
             "cells": [c.to_dict() for c in self.cells],
             "tokens": list(self.tokens),
@@ -100,6 +113,9 @@ class Genotype:
             doc["metrics"] = metrics
         if search is not None:
             doc["search"] = search
+        if recommended is not None:
+            doc["recommended"] = bool(recommended)
+            doc["answer"] = answer
         return doc
 
     def summary(self) -> str:
@@ -115,14 +131,21 @@ class Genotype:
 
 
 def parse_genotype(doc: Any) -> Genotype:
-    """Check a genotype JSON v1 document completely; raise GenotypeError naming cell and field."""
+    """Check a genotype JSON document (version 1 or 2) completely; raise GenotypeError naming cell
+    and field."""
     if not isinstance(doc, dict):
         raise GenotypeError("document: must be a JSON object")
     if doc.get("format") != FORMAT:
         raise GenotypeError(f"format: expected {FORMAT!r}, got {doc.get('format')!r}")
-    if doc.get("version") != VERSION:
-        raise GenotypeError(f"version: unsupported version {doc.get('version')!r} (this reads {VERSION})")
-    unknown = set(doc) - _TOP_FIELDS
+    version = doc.get("version")
+    if isinstance(version, bool) or version not in VERSIONS:
+        raise GenotypeError(f"version: unsupported version {version!r} (this reads 1 and 2)")
+    unknown = set(doc) - _TOP_FIELDS - (_ANSWER_FIELDS if version == ANSWER_VERSION else set())
+    if unknown:
+        raise GenotypeError(f"{sorted(unknown)[0]}: unknown field" + _version_hint(unknown, version))
+    if version == ANSWER_VERSION:
+        _check_answer_fields(doc)
+    unknown = set(doc) - _TOP_FIELDS - _ANSWER_FIELDS
     if unknown:
         raise GenotypeError(f"{sorted(unknown)[0]}: unknown field")
     if "space" not in doc:
@@ -226,6 +249,21 @@ def _check_optional(doc: dict) -> None:
         raise GenotypeError("metrics: must be an object of per-task metrics")
     if "search" in doc and doc["search"] is not None and not isinstance(doc["search"], dict):
         raise GenotypeError("search: must be an object")
+
+
+def _version_hint(unknown: set[str], version: int) -> str:
+    return " (version 2 documents carry it)" if version == VERSION and unknown & _ANSWER_FIELDS else ""
+
+
+def _check_answer_fields(doc: dict) -> None:
+    if "recommended" not in doc:
+        raise GenotypeError("recommended: missing (version 2 documents say whether the search recommends it)")
+    if not isinstance(doc["recommended"], bool):
+        raise GenotypeError("recommended: must be true or false")
+    if doc.get("answer") is not None and not isinstance(doc["answer"], dict):
+        raise GenotypeError("answer: must be an object or null")
+    if doc["recommended"] and not doc.get("answer"):
+        raise GenotypeError("answer: a recommended genotype carries the answer that recommends it")
 
 
 def load_genotype_file(path: str | Path) -> tuple[Genotype, dict[str, Any]]:

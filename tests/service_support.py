@@ -85,14 +85,21 @@ def storage(db_url):
 
 
 def tiny_search_config(**overrides):
-    """A search config for fast fakes: 2 tasks, P=2 (20 tokens), tiny budget."""
+    """A search config for fast fakes: 2 tasks, P=2 (20 tokens), tiny budget; the search phase
+    alone (no racing, no confirmation) unless `search` overrides `racing` / `confirm`."""
     from auxnas.controller.config import SearchConfig
 
     doc = {
         "name": "tiny",
         "tasks": ["segmentation", "depth"],
         "model": {"num_aux_inputs": 2},
-        "search": {"strategy": "random", "budget": 6, "parallel_trials": 2},
+        "search": {
+            "strategy": "random",
+            "budget": 6,
+            "parallel_trials": 2,
+            "racing": {"rungs": [1]},
+            "confirm": {"seeds": 0},
+        },
         "controller": {"episodes_per_update": 2},
     }
     for key, value in overrides.items():

@@ -38,7 +38,14 @@ def write_config(tmp_path: Path, budget: int, strategy: str = "random") -> Path:
         "name": "../not-a-path",  # a label only: it must never reach the file system
         "tasks": ["segmentation", "depth"],
         "model": {"num_aux_inputs": 2},
-        "search": {"strategy": strategy, "budget": budget, "parallel_trials": 2, "early_stop": False},
+        "search": {
+            "strategy": strategy,
+            "budget": budget,
+            "parallel_trials": 2,
+            "early_stop": False,
+            "racing": {"rungs": [1]},  # the search phase alone (test_answer_service.py races)
+            "confirm": {"seeds": 0},
+        },
         "controller": {"episodes_per_update": 2},
     }
     path.write_text(yaml.safe_dump(doc))

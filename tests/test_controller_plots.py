@@ -36,9 +36,42 @@ def _trials(n: int) -> list[TrialRecord]:
     return out
 
 
-@pytest.mark.parametrize("name", [n for n in PLOT_NAMES if n != "calibration"])
+@pytest.mark.parametrize("name", [n for n in PLOT_NAMES if n not in ("calibration", "finalists")])
 def test_each_plot_renders_png(name):
     data = render(name, _trials(30), title="t")
+    assert data.startswith(PNG) and len(data) > 5000
+
+
+def _confirmation(trials: list[TrialRecord]) -> list[TrialRecord]:
+    """Two finalists, basic and Joint on three fresh seeds."""
+    rows, rng = [], random.Random(1)
+    sources = [t for t in trials if t.kind == "candidate" and t.status == "succeeded"][:2] + [
+        trials[1],
+        trials[0],
+    ]
+    for seed in (10_000, 10_001, 10_002):
+        for src in sources:
+            rows.append(
+                TrialRecord(
+                    len(trials) + len(rows),
+                    src.kind,
+                    "succeeded",
+                    genotype=src.genotype,
+                    genotype_hash=src.genotype_hash or (None if src.kind == "joint" else f"h{src.index}"),
+                    reward=0.5 + rng.random() / 10,
+                    phase="confirmation",
+                    seed=seed,
+                )
+            )
+    return rows
+
+
+def test_finalists_plot_needs_confirmation_and_shows_the_verdict():
+    trials = _trials(10)
+    with pytest.raises(PlotError, match="no confirmation trials"):
+        render("finalists", trials)
+    verdict = {"verdict": "no module beats Joint on 3 fresh seeds (+0.002 [-0.010, +0.012])"}
+    data = render("finalists", trials + _confirmation(trials), title="t", answer=verdict)
     assert data.startswith(PNG) and len(data) > 5000
 
 

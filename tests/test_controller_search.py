@@ -29,7 +29,14 @@ def _config(**search) -> SearchConfig:
         name="test",
         tasks=tasks,
         model={"num_aux_inputs": num_inputs},
-        search={"strategy": strategy, "parallel_trials": 2, **search},
+        # the search phase alone: racing and confirmation are tested in test_answer_wiring.py
+        search={
+            "strategy": strategy,
+            "parallel_trials": 2,
+            "racing": {"rungs": [1]},
+            "confirm": {"seeds": 0},
+            **search,
+        },
         controller=controller,
     )
 

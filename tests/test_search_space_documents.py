@@ -38,7 +38,24 @@ def _delete(path):
 
 CASES = {
     "wrong format": (_set(["format"], "other"), r"^format: expected 'auxnas-genotype'"),
-    "wrong version": (_set(["version"], 2), r"^version: unsupported version 2"),
+    "wrong version": (_set(["version"], 3), r"^version: unsupported version 3 \(this reads 1 and 2\)"),
+    "answer field in version 1": (
+        _set(["recommended"], True),
+        r"^recommended: unknown field \(version 2 documents carry it\)",
+    ),
+    "version 2 without recommended": (_set(["version"], 2), r"^recommended: missing"),
+    "version 2 recommended not a boolean": (
+        lambda d: d.update(version=2, recommended="yes", answer=None),
+        r"^recommended: must be true or false",
+    ),
+    "version 2 answer not an object": (
+        lambda d: d.update(version=2, recommended=False, answer=[1]),
+        r"^answer: must be an object or null",
+    ),
+    "version 2 recommended without its answer": (
+        lambda d: d.update(version=2, recommended=True, answer=None),
+        r"^answer: a recommended genotype carries the answer",
+    ),
     "unknown top field": (_set(["extra"], 1), r"^extra: unknown field"),
     "missing space": (_delete(["space"]), r"^space: missing"),
     "bad num_inputs": (_set(["space", "num_inputs"], 0), r"^space\.num_inputs:"),
@@ -107,6 +124,21 @@ def test_messages_are_distinct_and_one_line():
             messages.append(str(e))
     assert len(set(messages)) == len(CASES)
     assert all("\n" not in m for m in messages)
+
+
+def test_version_1_and_version_2_documents_both_validate(tmp_path):
+    v1 = copy.deepcopy(BASIC)
+    assert v1["version"] == 1 and "recommended" not in v1
+    answer = {"verdict": "use basic: +0.020 [+0.010, +0.030] over Joint on 5 fresh seeds", "confirmed": True}
+    v2 = basic_genotype(SPACE).to_json(reward=0.5, recommended=True, answer=answer)
+    assert v2["version"] == 2 and v2["recommended"] is True and v2["answer"] == answer
+    unanswered = basic_genotype(SPACE).to_json(recommended=False)
+    assert unanswered["version"] == 2 and unanswered["answer"] is None
+    for doc in (v1, v2, unanswered):
+        assert parse_genotype(doc) == basic_genotype(SPACE)
+        f = tmp_path / f"v{doc['version']}.json"
+        f.write_text(json.dumps(doc))
+        assert runner.invoke(app, ["validate", str(f)]).exit_code == 0
 
 
 def test_tokens_are_optional_and_basic_is_valid():

@@ -34,7 +34,7 @@ def search_plot(
     summary = storage.summary(search_id)
     title = f"search {search_id} ({summary.name}): {name}" if summary is not None else ""
     try:
-        png = render(name, trials, title=title)
+        png = render(name, trials, title=title, answer=summary.answer if summary is not None else None)
     except PlotError as e:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"search {search_id}: {e}") from None
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})

@@ -114,7 +114,8 @@ def list_trials(
     trials, total = storage.trial_page(search_id, offset, limit, status=status)
     if total == 0 and not storage.search_exists(search_id):
         raise not_found(search_id)
-    page = TrialPage(items=[TrialOut.of(t) for t in trials], total=total, offset=offset, limit=limit)
+    pairing = storage.pairing(search_id) if trials else None
+    page = TrialPage(items=[TrialOut.of(t, pairing) for t in trials], total=total, offset=offset, limit=limit)
     return json_of(page)
 
 
@@ -137,7 +138,8 @@ def list_iterations(
     response_model=GenotypeDocument,
     response_model_exclude_unset=True,
     responses={404: {"model": Problem, "description": "unknown search, or no successful trial yet"}},
-    summary="Genotype JSON v1 of the best trial so far",
+    summary="The answer's genotype document (JSON version 2): the recommended module, or the quoted one "
+    "with recommended false when no module beats Joint; before the answer, the best trial so far",
 )
 def best_genotype(
     search_id: int = Depends(search_id_in_path), storage: SqlStorage = Depends(get_storage)
