@@ -10,8 +10,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from auxnas.controller.config import CONFIG_SCHEMA_VERSION, SearchConfig
-from auxnas.controller.status import SearchStatus, TrialStatus
 from auxnas.controller.pairing import Pairing
+from auxnas.controller.status import SearchStatus, TrialStatus
 from auxnas.controller.storage import TrialRecord
 from auxnas.db.views import SearchSummary
 from auxnas.evaluator.config import describe_validation_error
