@@ -56,7 +56,7 @@ def bench_preset(config_path: str, n_genotypes: int, n_seeds: int) -> None:
     from auxnas.controller.config import load_search_config
     from auxnas.evaluator.data import load_dataset
     from auxnas.evaluator.evaluate import evaluate
-    from auxnas.search_space import SearchSpace, basic_genotype, sample_genotype
+    from auxnas.search_space import basic_genotype, sample_genotype
 
     cfg = load_search_config(config_path).eval_config()
     print(
@@ -71,7 +71,7 @@ def bench_preset(config_path: str, n_genotypes: int, n_seeds: int) -> None:
         f"dataset ready in {time.perf_counter() - t:.1f} s (generated or read from the disk cache; once per worker)"
     )
     print(f"before: {load_text()}; torch {torch.__version__}")
-    space = SearchSpace(cfg.model.num_aux_inputs, tuple(cfg.tasks))
+    space = cfg.search_space()
 
     cpu_seconds: list[float] = []
 
@@ -152,7 +152,7 @@ def bench_gpu(steps: int) -> None:
 
     from auxnas.controller.config import load_search_config
     from auxnas.evaluator.remote import run_trial
-    from auxnas.search_space import SearchSpace, basic_genotype, sample_genotype
+    from auxnas.search_space import basic_genotype, sample_genotype
 
     if not torch.cuda.is_available():
         print("gpu: CUDA is not available here; skipped")
@@ -164,7 +164,7 @@ def bench_gpu(steps: int) -> None:
         doc["data"]["root"] = tmp
         doc["train"]["steps"] = steps
         cfg = type(cfg).model_validate(doc)
-        space = SearchSpace(cfg.model.num_aux_inputs, tuple(cfg.tasks))
+        space = cfg.search_space()
         print(
             f"gpu: {torch.cuda.get_device_name()}; nyuv2-mobilenetv2 on NYUv2-shaped random data "
             f"(96 train images 288x384, crop {cfg.data.crop_size}), batch {cfg.train.batch_size}, {steps} steps, "

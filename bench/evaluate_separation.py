@@ -25,7 +25,7 @@ def main() -> None:
     from auxnas.evaluator.config import EvalConfig
     from auxnas.evaluator.evaluate import evaluate
     from auxnas.evaluator.tasks import make_task
-    from auxnas.search_space import SearchSpace, basic_genotype, sample_genotype
+    from auxnas.search_space import basic_genotype, sample_genotype
 
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     if not args:
@@ -34,7 +34,7 @@ def main() -> None:
     n_random = int(args[1]) if len(args) > 1 else 6
     n_seeds = int(args[2]) if len(args) > 2 else 3
     cfg = EvalConfig.model_validate(overrides)
-    space = SearchSpace(cfg.model.num_aux_inputs, tuple(cfg.tasks))
+    space = cfg.search_space()
 
     def run(genotype, seed: int) -> dict[str, float]:
         t = time.perf_counter()

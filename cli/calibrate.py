@@ -50,7 +50,7 @@ def calibrate(
     from auxnas.cli.search_run import open_database
     from auxnas.controller.config import CalibrateSection, load_search_config
     from auxnas.evaluator.config import ConfigError, describe_validation_error
-    from auxnas.worker.loop import default_data_dir
+    from auxnas.evaluator.defaults import data_dir
 
     try:
         section = CalibrateSection(genotypes=genotypes, replicates=replicates)
@@ -72,7 +72,7 @@ def calibrate(
         row = storage.search_row(resume) if 0 < resume < 2**63 else None
         if row is None:
             fail(f"--resume: search {resume} does not exist")
-    runs = runs_dir.resolve() if runs_dir is not None else default_data_dir()
+    runs = runs_dir.resolve() if runs_dir is not None else data_dir()
     outcome, run_dir = _run(config, storage, resume, runs, 30.0, fn, calibrate_only=True)
     if outcome.fidelity is None:
         fail(f"calibration {outcome.status}: {outcome.error or 'no figures'}", code=1)

@@ -5,8 +5,8 @@ Trains, at the preset's own schedule and reward setting (meta-train, scored on m
 Joint baseline, `basic`, and every task alone (Single), each under `--seeds` replicates; prints
 per task Single and Joint (mean +- std of the task's score metric) and the task competition
 (Joint minus Single, its std and how many std it is), then `basic` against Joint
-(`controller.diagnosis`). Replicate i has base seed `seed + i * train.reward_seeds`, so
-replicates never share a seed. The evaluations run as Ray tasks, `search.parallel_trials` at once.
+(`controller.diagnosis`). Replicates never share a training seed (`evaluator.seeds`). The
+evaluations run as Ray tasks, `search.parallel_trials` at once.
 """
 
 from __future__ import annotations
@@ -51,22 +51,19 @@ def diagnose(
         fail(f"--output: {output} is a directory")
 
     from auxnas.evaluator.data import load_dataset
+    from auxnas.evaluator.seeds import replicate_seeds
     from auxnas.evaluator.tasks import make_task
-    from auxnas.search_space import SearchSpace, SpaceError, basic_genotype
+    from auxnas.search_space import SpaceError
 
     try:
-        space = SearchSpace(num_inputs=cfg.model.num_aux_inputs, tasks=tuple(cfg.tasks))
+        space = cfg.search_space()
         dataset = load_dataset(cfg.data, cfg.tasks)
     except (SpaceError, ValueError) as e:
         fail(f"config: {e}")
     score_metric = {t: make_task(info).score_metric for t, info in dataset.tasks.items()}
 
-    base_seeds = [cfg.seed + i * cfg.train.reward_seeds for i in range(seeds)]
-    plan: list[tuple[str, Any, Any]] = [("joint", cfg, None), ("basic", cfg, basic_genotype(space))]
-    plan += [(f"single:{t}", cfg.model_copy(update={"tasks": [t]}), None) for t in cfg.tasks]
-    jobs = [
-        (name, seed, c.model_copy(update={"seed": seed}), g) for name, c, g in plan for seed in base_seeds
-    ]
+    base_seeds = replicate_seeds(cfg, seeds)
+    jobs = diagnosis_jobs(cfg, space, seeds)
     results = _run_all(jobs, search_config.search.parallel_trials, cfg.resources)
 
     failed = [(name, seed, r) for (name, seed, _, _), r in zip(jobs, results, strict=True) if not r.ok]
@@ -83,6 +80,21 @@ def diagnose(
     else:
         _print_table(doc)
         typer.echo(doc["diagnosis"]["verdict"])
+
+
+def diagnosis_jobs(cfg: Any, space: Any, replicates: int) -> list[tuple[str, int, Any, Any]]:
+    """(name, seed, config, genotype) of Joint, basic and each task alone, per replicate."""
+    from auxnas.evaluator.seeds import replicate_config
+    from auxnas.search_space import basic_genotype
+
+    plan: list[tuple[str, Any, Any]] = [("joint", cfg, None), ("basic", cfg, basic_genotype(space))]
+    plan += [(f"single:{t}", cfg.model_copy(update={"tasks": [t]}), None) for t in cfg.tasks]
+    jobs = []
+    for name, c, g in plan:
+        for r in range(replicates):
+            config = replicate_config(c, r)
+            jobs.append((name, config.seed, config, g))
+    return jobs
 
 
 def _run_all(jobs: list, parallel: int, resources: Any) -> list:

@@ -66,13 +66,13 @@ def evaluate(
 
 
 def _genotype(choice: str, cfg):
-    from auxnas.search_space import GenotypeError, SearchSpace, SpaceError, basic_genotype, load_genotype_file
+    from auxnas.search_space import GenotypeError, SpaceError, basic_genotype, load_genotype_file
 
     if choice == "none":
         return None, "Joint baseline (no auxiliary modules)"
     if choice == "basic":
         try:
-            space = SearchSpace(num_inputs=cfg.model.num_aux_inputs, tasks=tuple(cfg.tasks))
+            space = cfg.search_space()
         except SpaceError as e:
             fail(f"config: {e}")
         return basic_genotype(space), "basic"

@@ -18,7 +18,9 @@ def register(app: typer.Typer) -> None:
     def retrain(
         genotype_file: Path = typer.Argument(..., metavar="GENOTYPE.json", help="Exported genotype JSON."),
         config_file: Path = typer.Argument(..., metavar="CONFIG.yaml", help="Preset (its data/model/train)."),
-        seeds: int = typer.Option(3, "--seeds", min=1, max=20, help="Seeds 0..N-1 for every model."),
+        seeds: int = typer.Option(
+            3, "--seeds", min=1, max=20, help="Replicates of every model, from the config's seed on."
+        ),
         single_task: bool = typer.Option(False, "--single-task", help="Also train single-task baselines."),
         output_dir: Path = typer.Option(
             Path("retrain"), "--output-dir", "-o", help="Where JSON and Markdown go."
@@ -60,11 +62,14 @@ def register(app: typer.Typer) -> None:
             status = f"reward {result.reward:.4f}" if result.ok else f"failed: {result.error['message']}"
             typer.echo(f"  {name:<20} seed {seed}: {status} ({result.seconds:.1f} s)", err=True)
 
-        typer.echo(f"retraining on {config_file} with seeds 0..{seeds - 1} ...", err=True)
+        from auxnas.evaluator.seeds import replicate_seeds
+
+        replicates = replicate_seeds(eval_config, seeds)  # disjoint training seeds under reward_seeds
+        typer.echo(f"retraining on {config_file} at seeds {replicates} ...", err=True)
         report = run_retrain(
             eval_config,
             {"searched": genotype},
-            list(range(seeds)),
+            replicates,
             single_task=single_task,
             on_result=progress,
         )

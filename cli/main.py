@@ -14,6 +14,8 @@ from typing import NoReturn
 import typer
 from typer.core import TyperGroup
 
+from auxnas.evaluator.defaults import DEFAULT_TASKS
+
 
 class OneLineErrors(TyperGroup):
     """Every mistake on the command line ends as one `error: ...` line and exit 2, usage
@@ -41,7 +43,6 @@ app = typer.Typer(
     help="auxnas: search auxiliary modules for multi-task networks.",
 )
 
-DEFAULT_TASKS = ["segmentation", "depth", "normal"]
 # modules that add commands to `app`; each defines `register(app)`
 COMMAND_MODULES = (
     "auxnas.cli.evaluate",
@@ -86,7 +87,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
 def space(
     ctx: typer.Context,
     tasks: list[str] = typer.Option(
-        DEFAULT_TASKS, "--tasks", help="Task names in order: `--tasks a b`, `--tasks a,b` or repeated."
+        list(DEFAULT_TASKS), "--tasks", help="Task names in order: `--tasks a b`, `--tasks a,b` or repeated."
     ),
     inputs: int = typer.Option(3, "--inputs", help="P: number of encoder feature maps the modules read."),
     basic: bool = typer.Option(False, "--basic", help="Print the `basic` genotype JSON instead."),

@@ -67,10 +67,9 @@ def register(app: typer.Typer) -> None:
         training seeds until the budget is spent, then confirmation on fresh seeds; ends with the answer."""
         from auxnas.cli.search_run import open_database, resume_target
         from auxnas.controller.config import load_search_config
-        from auxnas.controller.driver import space_for
         from auxnas.evaluator.config import ConfigError
+        from auxnas.evaluator.defaults import data_dir
         from auxnas.search_space import SpaceError
-        from auxnas.worker.loop import default_data_dir
 
         try:
             config = load_search_config(config_file)
@@ -83,7 +82,7 @@ def register(app: typer.Typer) -> None:
                 update={"search": config.search.model_copy(update={"strategy": strategy})}
             )
         try:
-            space_for(config)
+            config.search_space()
         except SpaceError as e:
             fail(f"{config_file}: {e}")
         fn = load_evaluator(evaluator)
@@ -92,7 +91,7 @@ def register(app: typer.Typer) -> None:
 
         storage = open_database()
         resume_id = resume_target(storage, config, resume) if resume is not None else None
-        runs = runs_dir.resolve() if runs_dir is not None else default_data_dir()
+        runs = runs_dir.resolve() if runs_dir is not None else data_dir()
         outcome, run_dir = _run(config, storage, resume_id, runs, lease, fn)
         _print_summary(config, outcome)
         doc = _answer_document(config, outcome)

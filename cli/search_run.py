@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from auxnas.cli.main import fail
+from auxnas.evaluator import defaults
 
 if TYPE_CHECKING:
     from auxnas.controller.config import SearchConfig
@@ -25,10 +26,6 @@ if TYPE_CHECKING:
     from auxnas.worker.loop import Heartbeat
 
 RESUME_LATEST = "latest"  # `--resume` given without an id
-
-
-def run_dir_of(runs_dir: Path, search_id: int) -> Path:
-    return runs_dir / f"search-{search_id}"
 
 
 def open_database() -> SqlStorage:
@@ -85,14 +82,14 @@ def start_run(
     until = utcnow() + timedelta(seconds=lease_seconds)  # no later than the lease stored below
     if resume_id is None:
         sid = storage.create_search(config, launched_by="cli", owner=owner, lease_seconds=lease_seconds)
-        run_dir = run_dir_of(runs_dir, sid)
+        run_dir = defaults.run_dir(runs_dir, sid)
     else:
         try:
             row = storage.take_over(resume_id, owner, lease_seconds)
         except LeaseLost as e:
             fail(f"--resume: {e}")
         sid = resume_id
-        run_dir = Path(row.checkpoint_dir) if row.checkpoint_dir else run_dir_of(runs_dir, sid)
+        run_dir = Path(row.checkpoint_dir) if row.checkpoint_dir else defaults.run_dir(runs_dir, sid)
     fenced = storage.fenced(owner)
     heartbeat = Heartbeat(fenced, sid, lease_seconds, until)
     heartbeat.start()

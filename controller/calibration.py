@@ -1,9 +1,9 @@
 """Calibration: does the search's reward rank architectures? Trials and figures of the phase.
 
 Joint, `basic` and `genotypes` random genotypes (sampled from the search's seed, distinct) are
-scored under `replicates` independent replicates. Replicate r trains with its own seeds,
-`seed + r * train.reward_seeds` onwards, so replicates never share a training seed (replicate
-0 is the search's own); the data split is the same for all. The trials are ordinary trial rows
+scored under `replicates` independent replicates, each with its own training seeds
+(`evaluator.seeds`: replicates never share a training seed, replicate 0 is the search's own
+seed); the data split is the same for all. The trials are ordinary trial rows
 of the search with `phase: calibration` and their `replicate`: they spend no budget, resume like
 any trial, and are never the search's best or its cache. `controller.fidelity` turns their
 rewards into the figures and the verdict.
@@ -18,7 +18,7 @@ from auxnas.controller.config import CalibrateSection, SearchConfig
 from auxnas.controller.fidelity import FidelityReport, fidelity_report
 from auxnas.controller.status import TrialStatus
 from auxnas.controller.storage import TrialRecord
-from auxnas.evaluator.config import EvalConfig
+from auxnas.evaluator.seeds import replicate_config  # noqa: F401 - the driver runs replicates by it
 from auxnas.search_space import Genotype, SearchSpace, basic_genotype, sample_genotype
 
 PHASE = "calibration"
@@ -46,15 +46,6 @@ def calibration_genotypes(space: SearchSpace, n: int, seed: int) -> list[tuple[s
             f"search.calibrate.genotypes: the space holds fewer than {n} genotypes besides basic"
         )
     return [("joint", None), ("basic", basic), *(("candidate", g) for g in chosen)]
-
-
-def replicate_seed(config: EvalConfig, replicate: int) -> int:
-    """The first training seed of `replicate` (its reward seeds follow it)."""
-    return config.seed + replicate * config.train.reward_seeds
-
-
-def replicate_config(config: EvalConfig, replicate: int) -> EvalConfig:
-    return config.model_copy(update={"seed": replicate_seed(config, replicate)})
 
 
 def calibration_trials(

@@ -116,7 +116,7 @@ class SearchFailed(Exception):
 
 
 def space_for(config: SearchConfig) -> SearchSpace:
-    return SearchSpace(num_inputs=config.model.num_aux_inputs, tasks=tuple(config.tasks))
+    return config.search_space()
 
 
 def is_system_failure(error: dict[str, Any] | None) -> bool:

@@ -106,15 +106,13 @@ def greedy_genotype(config: SearchConfig, checkpoint_dir: str | Path) -> Genotyp
     from ray.rllib.core.columns import Columns
     from ray.rllib.core.rl_module.rl_module import RLModule
 
-    from auxnas.controller.driver import space_for
-
     ckpt = CheckpointDir(checkpoint_dir)
     state = ckpt.load_state()
     if state is None:
         raise CheckpointError(f"{ckpt.path}: no checkpoint yet (no controller iteration finished)")
     if state.get("strategy") != "ppo":
         raise CheckpointError(f"{ckpt.path}: strategy {state.get('strategy')!r} has no policy to decode")
-    space = space_for(config)
+    space = config.search_space()
     if state.get("space") != space.to_dict():
         raise CheckpointError(f"{ckpt.path}: checkpoint belongs to another search space")
     module_dir = ckpt.strategy_dir(state) / "algorithm" / "learner_group" / "learner" / "rl_module"

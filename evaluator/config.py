@@ -23,6 +23,9 @@ from pydantic import (
     model_validator,
 )
 
+from auxnas.evaluator.defaults import DEFAULT_TASKS
+from auxnas.search_space import SearchSpace
+
 
 class ConfigError(ValueError):
     """A user mistake in a config: `str(err)` is one line naming the field."""
@@ -262,7 +265,7 @@ class ResourcesConfig(_Section):
 class EvalConfig(_Section):
     seed: int = Field(0, ge=0, le=INT32_MAX, description="training seed; 0..2^31-1")
     tasks: list[TaskName] = Field(
-        default_factory=lambda: ["segmentation", "depth", "normal"],
+        default_factory=lambda: list(DEFAULT_TASKS),
         min_length=1,
         max_length=MAX_TASKS,
         description="task names, 1..16 of them, each 1..64 characters; the dataset must offer them",
@@ -279,6 +282,10 @@ class EvalConfig(_Section):
         if len(set(v)) != len(v):
             raise ValueError("task names must be unique")
         return v
+
+    def search_space(self) -> SearchSpace:
+        """The space of genotypes for these tasks and `model.num_aux_inputs` (SpaceError if none)."""
+        return SearchSpace(num_inputs=self.model.num_aux_inputs, tasks=tuple(self.tasks))
 
 
 def unoffered_task(config: EvalConfig) -> tuple[int, str] | None:

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from auxnas.evaluator import plugins
+from auxnas.evaluator.defaults import DATA_DIR_ENV, data_dir
 
 BUILTIN_DATASETS = ("synthetic", "nyuv2")
 ALLOWED_DATASETS_ENV = "AUXNAS_DATASETS"
-DATA_DIR_ENV = "AUXNAS_DATA_DIR"
 NOT_A_PATH = ("auto",)  # `model.pretrained: auto` names a built-in warm start, not a file
 
 
@@ -30,10 +30,6 @@ class PolicyError(ValueError):
     def __init__(self, loc: tuple[str, ...], msg: str) -> None:
         super().__init__(f"{'.'.join(loc)}: {msg}")
         self.loc, self.msg = loc, msg
-
-
-def data_dir() -> Path:
-    return Path(os.environ.get(DATA_DIR_ENV) or "runs").resolve()
 
 
 def operator_datasets() -> list[str]:

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from auxnas.evaluator import defaults
+
 if TYPE_CHECKING:
     from auxnas.evaluator.config import EvalConfig
 
@@ -40,8 +42,7 @@ _NOT_MAIN_NETWORK = {"pretrained", "pretrain_cache", "num_aux_inputs", "aux_chan
 def cache_dir(config: EvalConfig) -> Path:
     if config.model.pretrain_cache:
         return Path(config.model.pretrain_cache).expanduser()
-    base = os.environ.get("AUXNAS_CACHE_DIR")
-    return (Path(base).expanduser() if base else Path.home() / ".cache" / "auxnas") / "warmstart"
+    return defaults.cache_dir("warmstart")
 
 
 def key_payload(config: EvalConfig, device_type: str) -> dict[str, Any]:

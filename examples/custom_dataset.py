@@ -60,7 +60,7 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # make `custom_dataset` importable
     from auxnas.evaluator.config import EvalConfig
     from auxnas.evaluator.evaluate import evaluate
-    from auxnas.search_space import SearchSpace, basic_genotype
+    from auxnas.search_space import basic_genotype
 
     config = EvalConfig.model_validate(
         {
@@ -75,7 +75,7 @@ def main() -> None:
             "train": {"steps": 60, "batch_size": 16, "lr": 0.05},
         }
     )
-    space = SearchSpace(config.model.num_aux_inputs, tuple(config.tasks))
+    space = config.search_space()
     for label, genotype in (("Joint (no auxiliary modules)", None), ("basic", basic_genotype(space))):
         r = evaluate(config, genotype)
         if not r.ok:

@@ -7,10 +7,11 @@ import functools
 
 import pytest
 
-from auxnas.controller.calibration import calibration_genotypes, replicate_seed
-from auxnas.controller.driver import SearchDriver, space_for
+from auxnas.controller.calibration import calibration_genotypes
+from auxnas.controller.driver import SearchDriver
 from auxnas.controller.storage import InMemoryStorage
 from auxnas.evaluator import testing as fakes
+from auxnas.evaluator.seeds import replicate_seeds, training_seeds
 from tests.service_support import tiny_search_config
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -24,7 +25,7 @@ def _config(noise_free_budget: int = 2, **calibrate):
 
 
 def test_calibration_genotypes_are_seeded_distinct_and_start_with_the_baselines():
-    space = space_for(tiny_search_config())
+    space = tiny_search_config().search_space()
     a, b = calibration_genotypes(space, 8, seed=0), calibration_genotypes(space, 8, seed=0)
     assert [k for k, _ in a[:2]] == ["joint", "basic"] and a[0][1] is None
     hashes = [g.canonical_hash() for _, g in a[1:]]
@@ -34,7 +35,7 @@ def test_calibration_genotypes_are_seeded_distinct_and_start_with_the_baselines(
 
 def test_replicates_train_with_disjoint_seeds():
     config = _config().eval_config()
-    seeds = [set(range(replicate_seed(config, r), replicate_seed(config, r) + 2)) for r in range(3)]
+    seeds = [set(training_seeds(s, 2)) for s in replicate_seeds(config, 3)]
     assert seeds[0] == {0, 1} and all(not (seeds[i] & seeds[j]) for i in range(3) for j in range(i + 1, 3))
 
 

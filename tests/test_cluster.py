@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from auxnas.controller.driver import SearchDriver, space_for
+from auxnas.controller.driver import SearchDriver
 from auxnas.controller.storage import InMemoryStorage
 from auxnas.evaluator import testing as fakes
 from auxnas.evaluator.remote import get_result, submit
@@ -134,7 +134,7 @@ def test_two_searches_share_the_cluster_each_within_its_limit(cluster, tmp_path)
 
 def test_trials_beyond_the_free_gpus_wait_for_resources(cluster):
     config = _config(4, parallel=6).eval_config()
-    genotype = basic_genotype(space_for(_config(4, parallel=6)))
+    genotype = basic_genotype(_config(4, parallel=6).search_space())
     watch = StartWatch()
     refs = [submit(config, genotype, None, functools.partial(fakes.sleeping, seconds=2.0)) for _ in range(6)]
     # Ray starts 4, one per GPU; the other 2 wait until a GPU is free
@@ -155,7 +155,7 @@ def test_a_node_killed_mid_search_costs_no_trial(cluster, tmp_path):
     fn, log_dir = _recorder(tmp_path, "runs", seconds=3.0)
     store = InMemoryStorage()
     config = _config(10, parallel=4)
-    basic = basic_genotype(space_for(config)).canonical_hash()
+    basic = basic_genotype(config.search_space()).canonical_hash()
     driver = SearchDriver(config, store, 1, tmp_path / "ck", evaluate_fn=fn)
     thread, box = run_in_thread(driver.run)
 

@@ -61,13 +61,12 @@ def test_masked_logits_give_invalid_choices_zero_probability():
 @pytest.fixture(scope="module")
 def ppo_strategy(ray_session):
     from auxnas.controller.config import SearchConfig
-    from auxnas.controller.driver import space_for
     from auxnas.controller.strategies import PPOStrategy
 
     config = SearchConfig(
         tasks=["a", "b", "c"], model={"num_aux_inputs": 3}, controller={"episodes_per_update": 16}
     )
-    strategy = PPOStrategy(config, space_for(config))
+    strategy = PPOStrategy(config, config.search_space())
     yield strategy
     strategy.close()
 

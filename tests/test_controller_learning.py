@@ -8,7 +8,6 @@ import statistics
 import pytest
 
 from auxnas.controller.config import SearchConfig
-from auxnas.controller.driver import space_for
 from auxnas.controller.strategies import make_strategy
 from auxnas.evaluator.testing import hidden_target, target_share_reward
 
@@ -19,7 +18,7 @@ ITERATIONS = 20  # 160 genotypes of 20 tokens: about 10 s on an idle 2-core CPU
 
 def _run(strategy_name: str, seed: int) -> list[list[float]]:
     config = SearchConfig(seed=seed, tasks=["seg", "depth"], model={"num_aux_inputs": 2})
-    strategy = make_strategy(strategy_name, config, space_for(config))
+    strategy = make_strategy(strategy_name, config, config.search_space())
     batches = []
     try:
         for _ in range(ITERATIONS):
@@ -47,7 +46,7 @@ def test_ppo_learns_the_known_optimum_and_beats_random():
 
 def test_hidden_target_is_valid_and_scores_one():
     config = SearchConfig(seed=5, tasks=["seg", "depth"], model={"num_aux_inputs": 2})
-    space = space_for(config)
+    space = config.search_space()
     from auxnas.search_space import Genotype
 
     target = Genotype(space, tuple(hidden_target(space, 5)))

@@ -108,9 +108,7 @@ def test_random_strategy_spends_the_budget_and_records_iterations(tmp_path):
 
 
 def outcome_space(config):
-    from auxnas.controller.driver import space_for
-
-    return space_for(config)
+    return config.search_space()
 
 
 def test_failures_are_counted_and_end_the_search_at_the_limit(tmp_path):

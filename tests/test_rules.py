@@ -4,6 +4,7 @@ API schema), these tests fail as soon as the two drift apart."""
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import timedelta
 
 import pytest
@@ -104,3 +105,109 @@ def test_lease_expiry_is_one_rule_in_python_and_in_sql(storage):  # noqa: F811
     assert len(in_sql) == 1  # running with a lease in the past, and nothing else
     with storage.sessions() as s:
         assert {row.id for row in s.scalars(select(Search)) if row.lease_expired(now)} == in_sql
+
+
+# --- replicate seeds: calibrate, diagnose and retrain --------------------------------------------
+
+
+@pytest.mark.parametrize("reward_seeds", [1, 3])
+def test_calibrate_diagnose_and_retrain_replicate_at_the_same_disjoint_seeds(
+    tmp_path, monkeypatch, reward_seeds
+):
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    import auxnas.evaluator.retrain as retrain_module
+    from auxnas.cli.diagnose import diagnosis_jobs
+    from auxnas.cli.main import _register_commands
+    from auxnas.cli.main import app as cli_app
+    from auxnas.controller import calibration
+    from auxnas.evaluator import testing as fakes
+    from auxnas.evaluator.seeds import training_seeds
+    from auxnas.search_space import basic_genotype
+
+    doc = {
+        "name": "seeds",
+        "seed": 5,
+        "tasks": ["segmentation", "depth"],
+        "model": {"num_aux_inputs": 2},
+        "train": {"reward_seeds": reward_seeds},
+        "search": {"calibrate": {"genotypes": 3, "replicates": 3}},
+    }
+    config = tiny_search_config(**doc)
+    space = config.search_space()
+    expected = [5 + r * reward_seeds for r in range(3)]
+
+    rows = calibration.calibration_trials(config, space, config.search.calibrate, 0)
+    calibrated = sorted({calibration.replicate_config(config.eval_config(), t.replicate).seed for t in rows})
+    diagnosed = sorted({seed for _, seed, _, _ in diagnosis_jobs(config.eval_config(), space, 3)})
+
+    retrained = []
+
+    def fake_training(cfg, genotype, **kw):
+        retrained.append(cfg.seed)
+        return fakes.hashed_reward(cfg, genotype)
+
+    monkeypatch.setattr(retrain_module, "train_and_score", fake_training)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(doc))
+    (tmp_path / "g.json").write_text(json.dumps(basic_genotype(space).to_json()))
+    _register_commands()
+    args = [
+        "retrain",
+        str(tmp_path / "g.json"),
+        str(tmp_path / "c.yaml"),
+        "--seeds",
+        "3",
+        "-o",
+        str(tmp_path),
+    ]
+    result = CliRunner().invoke(cli_app, args)
+    assert result.exit_code == 0, result.output
+
+    assert calibrated == diagnosed == sorted(set(retrained)) == expected  # retrain honours `seed`
+    trained = [seed for s in expected for seed in training_seeds(s, reward_seeds)]
+    assert len(trained) == len(set(trained)) == 3 * reward_seeds  # no replicate shares a seed
+
+
+# --- defaults: tasks, data and cache directories, run directories --------------------------------
+
+
+def test_the_default_tasks_are_those_of_configs_the_space_command_and_the_api(tmp_path):
+    from typer.testing import CliRunner
+
+    from auxnas.api.app import create_app
+    from auxnas.cli.main import _register_commands
+    from auxnas.cli.main import app as cli_app
+    from auxnas.evaluator.config import EvalConfig
+    from auxnas.evaluator.defaults import DEFAULT_TASKS
+
+    assert tuple(EvalConfig().tasks) == DEFAULT_TASKS
+    doc = create_app(f"sqlite:///{tmp_path / 'a.db'}").openapi()
+    params = {p["name"]: p for p in doc["paths"]["/search-space"]["get"]["parameters"]}
+    assert tuple(params["tasks"]["schema"]["default"]) == DEFAULT_TASKS
+    _register_commands()
+    out = CliRunner().invoke(cli_app, ["space"]).output
+    assert tuple(json.loads(out)["space"]["tasks"]) == DEFAULT_TASKS
+
+
+def test_every_part_finds_the_data_and_cache_directories_where_the_environment_says(monkeypatch, tmp_path):
+    from auxnas.evaluator import warmstart
+    from auxnas.evaluator.config import EvalConfig
+    from auxnas.evaluator.data import synthetic
+    from auxnas.evaluator.defaults import run_dir
+    from auxnas.evaluator.policy import PolicyError, check_caller_config
+    from auxnas.worker.loop import Worker
+
+    monkeypatch.setenv("AUXNAS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AUXNAS_CACHE_DIR", str(tmp_path / "cache"))
+    assert synthetic.cache_dir() == tmp_path / "cache" / "synthetic"
+    assert warmstart.cache_dir(EvalConfig()) == tmp_path / "cache" / "warmstart"
+    assert Worker(None).data_dir == tmp_path / "data"
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "out").symlink_to(tmp_path)
+    check_caller_config(tiny_search_config(data={"root": "x"}))  # inside the data directory
+    with pytest.raises(PolicyError, match="leads outside it"):
+        check_caller_config(tiny_search_config(data={"root": "out/cache"}))
+    assert run_dir(tmp_path / "data", 7) == tmp_path / "data" / "search-7"

@@ -26,6 +26,7 @@ from auxnas.controller.status import SearchStatus
 from auxnas.db.leases import Claim, claim_next, renew_lease
 from auxnas.db.models import utcnow
 from auxnas.db.storage import LeaseLost, SqlStorage, UnknownSearch
+from auxnas.evaluator import defaults
 from auxnas.evaluator.result import one_line
 
 log = logging.getLogger("auxnas.worker")
@@ -34,10 +35,6 @@ DEFAULT_LEASE_SECONDS = 30.0
 DEFAULT_POLL_SECONDS = 2.0
 # a search whose workers keep dying (say, killed by the OS for memory) is not claimed forever
 DEFAULT_MAX_ATTEMPTS = 5
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("AUXNAS_DATA_DIR") or "runs").resolve()
 
 
 def new_worker_id() -> str:
@@ -97,7 +94,7 @@ class Worker:
     ) -> None:
         self.storage = storage
         self.max_attempts = max_attempts
-        self.data_dir = Path(data_dir).resolve() if data_dir else default_data_dir()
+        self.data_dir = Path(data_dir).resolve() if data_dir else defaults.data_dir()
         self.worker_id = worker_id or new_worker_id()
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
@@ -177,7 +174,9 @@ class Worker:
                 config = confine_paths(config, self.data_dir)
             except PolicyError as e:
                 return self._fail(fenced, sid, f"refused by this worker's policy: {e}")
-        checkpoint_dir = Path(row.checkpoint_dir) if row.checkpoint_dir else self.data_dir / f"search-{sid}"
+        checkpoint_dir = (
+            Path(row.checkpoint_dir) if row.checkpoint_dir else defaults.run_dir(self.data_dir, sid)
+        )
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         try:
             from auxnas.controller.driver import SearchDriver

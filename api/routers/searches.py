@@ -26,7 +26,7 @@ from auxnas.api.schemas import (
 from auxnas.controller.config import SearchConfig
 from auxnas.db.storage import SqlStorage, UnknownSearch
 from auxnas.evaluator.config import unoffered_task
-from auxnas.search_space import SearchSpace, SpaceError
+from auxnas.search_space import SpaceError
 
 router = APIRouter(prefix="/searches", tags=["searches"])
 
@@ -62,7 +62,7 @@ def check_search_config(config: SearchConfig) -> None:
     except PolicyError as e:
         raise field_error(("body", *e.loc), e.msg) from None
     try:
-        SearchSpace(num_inputs=config.model.num_aux_inputs, tasks=tuple(config.tasks))
+        config.search_space()
     except SpaceError as e:
         field, _, msg = str(e).partition(": ")
         loc = ("body", "model", "num_aux_inputs") if field == "num_inputs" else ("body", "tasks")

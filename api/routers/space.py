@@ -9,6 +9,7 @@ from pydantic import StringConstraints
 
 from auxnas.api.errors import field_error
 from auxnas.evaluator.config import MAX_TASK_NAME, MAX_TASKS
+from auxnas.evaluator.defaults import DEFAULT_TASKS
 from auxnas.search_space import SearchSpace, SpaceError
 
 router = APIRouter(tags=["search space"])
@@ -28,7 +29,7 @@ _TasksItem = Annotated[
 @router.get("/search-space", summary="Describe the search space for tasks and P inputs")
 def search_space(
     tasks: list[_TasksItem] = Query(
-        ["segmentation", "depth", "normal"],
+        list(DEFAULT_TASKS),
         max_length=MAX_TASKS,
         description="task names in order: repeated (`tasks=a&tasks=b`) or comma-separated (`tasks=a,b`); "
         f"at most {MAX_TASKS} names of at most {MAX_TASK_NAME} characters",

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from auxnas.evaluator import defaults
+
 GENERATOR_VERSION = 3
 CLASSES: tuple[str, ...] = ("floor", "wall", "ceiling", "cabinet", "table", "sphere", "cylinder")
 OBJECT_CLASSES: tuple[str, ...] = ("cabinet", "table", "sphere", "cylinder")
@@ -59,8 +61,7 @@ def camera_intrinsics(resolution: int) -> tuple[float, float, float]:
 def cache_dir(root: str | None = None) -> Path:
     if root:
         return Path(root).expanduser()
-    base = os.environ.get("AUXNAS_CACHE_DIR")
-    return Path(base).expanduser() / "synthetic" if base else Path.home() / ".cache" / "auxnas" / "synthetic"
+    return defaults.cache_dir("synthetic")
 
 
 def generation_key(num_images: int, resolution: int, seed: int, difficulty: str) -> str:
