@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 
 from auxnas.controller.confirmation import BASIC, DEFAULT_CONFIDENCE, DEFAULT_CORRECTION, JOINT, Comparison
 from auxnas.controller.racing import DEFAULT_FINALISTS, DEFAULT_RUNGS, GainSummary, finalists, summarize
+from auxnas.evaluator.seeds import replicate_seed, trained_seeds
 
 CONFIRM_OFFSET = 10_000  # confirmation seeds start at seed + CONFIRM_OFFSET
 DEFAULT_CONFIRM_SEEDS = 5
@@ -51,8 +52,9 @@ def training_seeds(
     any seed a search evaluation or `reserved` uses (only possible for huge rungs or strides)."""
     if stride < 1 or confirm_seeds < 0:
         raise ValueError(f"stride >= 1 and confirm_seeds >= 0, got {stride}, {confirm_seeds}")
-    search = tuple(seed + i * stride for i in range(max(rungs)))
-    confirm = tuple(seed + CONFIRM_OFFSET + i * stride for i in range(confirm_seeds))
+    # the replicate rule of evaluator.seeds: seed i of a series trains stride seeds of its own
+    search = tuple(replicate_seed(seed, i, stride) for i in range(max(rungs)))
+    confirm = tuple(replicate_seed(seed + CONFIRM_OFFSET, i, stride) for i in range(confirm_seeds))
     check_disjoint(search, confirm, stride, reserved)
     return TrainingSeeds(search, confirm, stride)
 
@@ -62,8 +64,8 @@ def check_disjoint(
 ) -> None:
     """Raise ValueError if a confirmation evaluation trains on a seed that a search evaluation
     (or `reserved`) trains on; each evaluation at t trains t .. t + stride - 1."""
-    used = {s + j for s in search for j in range(stride)} | set(reserved)
-    clash = sorted(used & {c + j for c in confirm for j in range(stride)})
+    used = {t for s in search for t in trained_seeds(s, stride)} | set(reserved)
+    clash = sorted(used & {t for c in confirm for t in trained_seeds(c, stride)})
     if clash:
         raise ValueError(f"confirmation seeds reuse search seeds {clash[:5]}")
 

@@ -34,6 +34,7 @@ from auxnas.controller.pairing import (
     seed_of,
 )
 from auxnas.controller.storage import TrialRecord
+from auxnas.evaluator.seeds import replicate_seeds, trained_seeds
 from auxnas.search_space import SearchSpace, basic_genotype
 
 SHORT_KEY = 8  # hex digits of a genotype hash shown as a module's name when they are unambiguous
@@ -45,13 +46,11 @@ class ProtocolError(ValueError):
 
 def reserved_seeds(config: SearchConfig) -> set[int]:
     """Training seeds of the optional calibration phase (confirmation never reuses them)."""
-    from auxnas.controller.calibration import replicate_seed
-
     cal = config.search.calibrate
     if cal is None:
         return set()
     stride = config.train.reward_seeds
-    return {replicate_seed(config, r) + j for r in range(cal.replicates) for j in range(stride)}
+    return {t for s in replicate_seeds(config, cal.replicates) for t in trained_seeds(s, stride)}
 
 
 def short_keys(hashes: Sequence[str]) -> dict[str, str]:

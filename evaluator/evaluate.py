@@ -46,7 +46,7 @@ from auxnas.evaluator.augment import augment
 from auxnas.evaluator.data import Dataset, Split, load_dataset, search_splits
 from auxnas.evaluator.networks import build_network
 from auxnas.evaluator.result import EvalResult
-from auxnas.evaluator.seeds import training_seeds
+from auxnas.evaluator.seeds import trained_seeds
 from auxnas.evaluator.tasks import Task, make_task
 from auxnas.evaluator.weighting import make_weighting
 
@@ -112,7 +112,7 @@ def train_and_score(
         # the trial gets resources.num_cpus cores; more OpenMP threads than free cores thrash
         torch.set_num_threads(max(1, int(round(config.resources.num_cpus))))
         runs: list[EvalResult] = []
-        for i, seed in enumerate(training_seeds(config.seed, config.train.reward_seeds)):
+        for i, seed in enumerate(trained_seeds(config.seed, config.train.reward_seeds)):
             seed_config = config.model_copy(update={"seed": seed})
             result = _one_seed(
                 seed_config, genotype, dataset, train, score, dev, early_stop_below if i == 0 else None

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from auxnas.evaluator.config import EvalConfig
 
 
-def training_seeds(seed: int, reward_seeds: int) -> list[int]:
+def trained_seeds(seed: int, reward_seeds: int) -> list[int]:
     """The seeds one evaluation at `seed` trains with."""
     return [seed + i for i in range(reward_seeds)]
 

@@ -11,7 +11,7 @@ from auxnas.controller.calibration import calibration_genotypes
 from auxnas.controller.driver import SearchDriver
 from auxnas.controller.storage import InMemoryStorage
 from auxnas.evaluator import testing as fakes
-from auxnas.evaluator.seeds import replicate_seeds, training_seeds
+from auxnas.evaluator.seeds import replicate_seeds, trained_seeds
 from tests.service_support import tiny_search_config
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -35,7 +35,7 @@ def test_calibration_genotypes_are_seeded_distinct_and_start_with_the_baselines(
 
 def test_replicates_train_with_disjoint_seeds():
     config = _config().eval_config()
-    seeds = [set(training_seeds(s, 2)) for s in replicate_seeds(config, 3)]
+    seeds = [set(trained_seeds(s, 2)) for s in replicate_seeds(config, 3)]
     assert seeds[0] == {0, 1} and all(not (seeds[i] & seeds[j]) for i in range(3) for j in range(i + 1, 3))
 
 

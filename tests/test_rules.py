@@ -125,7 +125,7 @@ def test_calibrate_diagnose_and_retrain_replicate_at_the_same_disjoint_seeds(
     from auxnas.cli.main import app as cli_app
     from auxnas.controller import calibration
     from auxnas.evaluator import testing as fakes
-    from auxnas.evaluator.seeds import training_seeds
+    from auxnas.evaluator.seeds import trained_seeds
     from auxnas.search_space import basic_genotype
 
     doc = {
@@ -167,7 +167,7 @@ def test_calibrate_diagnose_and_retrain_replicate_at_the_same_disjoint_seeds(
     assert result.exit_code == 0, result.output
 
     assert calibrated == diagnosed == sorted(set(retrained)) == expected  # retrain honours `seed`
-    trained = [seed for s in expected for seed in training_seeds(s, reward_seeds)]
+    trained = [seed for s in expected for seed in trained_seeds(s, reward_seeds)]
     assert len(trained) == len(set(trained)) == 3 * reward_seeds  # no replicate shares a seed
 
 
