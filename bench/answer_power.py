@@ -1,6 +1,7 @@
 """Power and false-positive tables of the trustworthy answer, from simulated searches on fakes.
 
-Run: cd /work/scratch/answer && /work/bin/cpu /work/main/.venv/bin/python bench_power.py > power_table.md
+Run: .venv/bin/python bench/answer_power.py (prints Markdown; docs/results.md, "The answer's error
+rates", holds its output). The simulated searches are tests/answer_sim.py.
 Units: true gains in noise-std (the standard deviation of one per-seed paired gain over Joint).
 Defaults unless a table says otherwise: rungs (1, 3), top quarter, k = 3 finalists + basic,
 confirm_seeds = 5, 90% intervals (one-sided alpha 0.05), fallback correction.
@@ -10,9 +11,13 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import time
+from pathlib import Path
 
-from tests.answer_sim import Scenario, markdown, power_table, rates
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: tests.answer_sim
+
+from tests.answer_sim import Scenario, markdown, power_table, rates  # noqa: E402
 
 
 def headline(sims: int) -> str:
@@ -72,14 +77,12 @@ def corrections(sims: int) -> str:
 
 def main() -> None:
     start = time.time()
-    print("# Power of the trustworthy answer (simulated searches on fakes)\n")
+    print("# Error rates of the answer (simulated searches on fakes)\n")
     print(
         f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
         f"({os.cpu_count()} CPUs, Python {platform.python_version()})\n"
     )
-    print(
-        "command: `cd /work/scratch/answer && /work/bin/cpu /work/main/.venv/bin/python bench_power.py > power_table.md`\n"
-    )
+    print("command: `.venv/bin/python bench/answer_power.py`\n")
     print("Unit: noise-std = sd of one per-seed paired gain over Joint. Defaults: rungs (1, 3), top quarter,")
     print(
         "k = 3 finalists + basic, confirm_seeds = 5, 90% intervals (one-sided alpha 0.05), fallback correction.\n"

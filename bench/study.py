@@ -92,10 +92,23 @@ def load_preset(preset: str):
 
 
 def preset_config(
-    preset: str, seed: int, strategy: str, budget: int, parallel: int, per_update: int, early_stop: str
+    preset: str,
+    seed: int,
+    strategy: str,
+    budget: int,
+    parallel: int,
+    per_update: int,
+    early_stop: str,
+    protocol: str = "one-seed",
 ):
+    """`protocol`: "one-seed" scores every candidate at one training seed and retrains the best
+    reward (no racing, no confirmation); "answer" keeps the preset's racing and confirmation and
+    retrains the answer's module."""
     base = load_preset(preset)
     update = {"strategy": strategy, "budget": budget, "parallel_trials": parallel}
+    if protocol == "one-seed":
+        update["racing"] = base.search.racing.model_copy(update={"rungs": [1]})
+        update["confirm"] = base.search.confirm.model_copy(update={"seeds": 0})
     if early_stop != "preset":
         update["early_stop"] = early_stop == "on"
     search = base.search.model_copy(update=update)
@@ -124,12 +137,20 @@ def run_search(config, search_id: int, img_dir: Path | None):
     if outcome.status != "succeeded":
         raise SystemExit(f"search {config.name} {outcome.status}: {outcome.error}")
     trials = outcome.trials
-    cands = sorted((t for t in trials if t.kind == "candidate"), key=lambda t: t.index)
+    cands = sorted(
+        (t for t in trials if t.kind == "candidate" and t.phase == "search"), key=lambda t: t.index
+    )
     best = outcome.best
     finished = [t for t in cands if t.reward is not None and not t.pruned]
     best_candidate = max(finished, key=lambda t: t.reward, default=None)
     # Joint has no genotype: when it is the best, the retrain's `searched` row is the best candidate
     searched = best if best and best.genotype else best_candidate
+    answer = outcome.answer if config.search.confirm.seeds > 0 else None
+    if answer is not None:  # the answer's module (the quoted one when no module is recommended)
+        from auxnas.controller.export import answer_trial
+
+        index = answer_trial(answer)
+        searched = next((t for t in trials if t.index == index), searched)
     if img_dir is not None:
         from auxnas.controller.plots import render
 
@@ -153,6 +174,9 @@ def run_search(config, search_id: int, img_dir: Path | None):
         "candidate_rewards": [t.reward for t in cands],
         "candidate_early_stopped": [bool(t.pruned) for t in cands],
         "stop_reason": outcome.stop_reason,
+        "evaluations": outcome.evaluations,
+        "cpu_seconds": outcome.cpu_seconds,
+        "answer": answer,
     }
 
 
@@ -463,6 +487,13 @@ def main() -> None:
         help="plots of the first PPO search this run starts",
     )
     ap.add_argument(
+        "--protocol",
+        choices=("one-seed", "answer"),
+        default="one-seed",
+        help="one-seed: every candidate at one training seed, the best reward retrained; answer: the "
+        "preset's racing and confirmation, the answer's module retrained",
+    )
+    ap.add_argument(
         "--early-stop",
         choices=("preset", "on", "off"),
         default="off",
@@ -494,6 +525,7 @@ def main() -> None:
         "per_update": args.per_update,
         "retrain_steps": args.retrain_steps,
         "early_stop": args.early_stop,
+        "protocol": args.protocol,
     }
     state = {"args": settings, "searches": {}, "retrains": {}}
     if args.state.exists():
@@ -538,7 +570,14 @@ def main() -> None:
                 if key in runs:
                     continue
                 cfg = preset_config(
-                    preset, seed, strategy, args.budget, args.parallel, args.per_update, args.early_stop
+                    preset,
+                    seed,
+                    strategy,
+                    args.budget,
+                    args.parallel,
+                    args.per_update,
+                    args.early_stop,
+                    args.protocol,
                 )
                 img = args.img_dir if (not plotted and strategy == "ppo") else None
                 log(f"search {cfg.name} ...")
@@ -561,7 +600,14 @@ def main() -> None:
             if str(seed) in done:
                 continue
             cfg = preset_config(
-                preset, seed, "ppo", args.budget, args.parallel, args.per_update, args.early_stop
+                preset,
+                seed,
+                "ppo",
+                args.budget,
+                args.parallel,
+                args.per_update,
+                args.early_stop,
+                args.protocol,
             ).eval_config()
             if args.retrain_steps:
                 cfg.train.steps = args.retrain_steps

@@ -168,3 +168,33 @@ def test_a_database_from_before_seeds_still_reads(db_url):
         assert trials[1]["gain"] == pytest.approx(0.05) and trials[1]["seeds"] == [7]
         s = client.get("/searches/1").json()
         assert s["answer"] is None and s["verdict"] is None and s["progress"]["evaluations"] == 2
+
+
+def test_auxnas_search_ends_with_the_answer(ray_session, db_url, tmp_path, monkeypatch):
+    """A user's data where no module helps: `auxnas search` ends "not recommended", and its
+    --output document says so too."""
+    import yaml
+
+    monkeypatch.setenv("AUXNAS_DATABASE_URL", db_url)
+    config = tmp_path / "mine.yaml"
+    config.write_text(
+        yaml.safe_dump({**BODY, "search": {**BODY["search"], "confirm": {"finalists": 2, "seeds": 3}}})
+    )
+    out = tmp_path / "answer.json"
+    res = _cli(
+        "search",
+        config,
+        "--runs-dir",
+        tmp_path / "runs",
+        "--evaluator",
+        "python:auxnas.evaluator.testing:no_gain",
+        "-o",
+        out,
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    assert doc["version"] == 2 and doc["recommended"] is False
+    line = next(x for x in res.output.splitlines() if x.startswith("answer: "))
+    assert line == f"answer: {doc['answer']['verdict']}"
+    assert line.startswith("answer: no module beats Joint on 3 fresh seeds (")
+    assert "answer's genotype (not recommended) written to" in res.output
