@@ -8,7 +8,9 @@
     genotypes = strategy.restore_pending(payload) # after restore(): the same batch again
 
 The driver (`controller.driver.SearchDriver`) does the evaluation, caching and bookkeeping, so
-`ppo` and `random` spend the same budget the same way.
+`ppo` and `random` spend the same budget the same way. What it passes to `observe` for each
+genotype is its paired gain over Joint at its first training seed (reward minus Joint's reward at
+the search's `seed`), once the iteration's evaluations have ended; racing seeds never reach it.
 """
 
 from __future__ import annotations
