@@ -4,7 +4,7 @@ to AUXNAS_DATA_DIR, and the `--evaluator` registry."""
 from __future__ import annotations
 
 import os
-from importlib.metadata import EntryPoint
+from importlib.metadata import EntryPoint, entry_points
 
 import pytest
 import yaml
@@ -252,10 +252,9 @@ def test_an_unknown_evaluator_is_one_line_listing_the_known_ones(runner, command
     result = runner.invoke(cli_app, [*args, "--evaluator", "no-such"])
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
-    assert lines == [
-        "error: --evaluator: 'no-such' is not a registered evaluator (known: fake-failing-candidates, "
-        "fake-hashed, fake-sleep, fake-sleep-briefly, fake-sleeping-candidates, fake-target-share, train)"
-    ]
+    known = ", ".join(sorted(ep.name for ep in entry_points(group="auxnas.evaluators")))
+    assert "train" in known and "fake-hashed" in known
+    assert lines == [f"error: --evaluator: 'no-such' is not a registered evaluator (known: {known})"]
 
 
 def test_the_cli_still_accepts_a_python_dataset(runner, tmp_path, monkeypatch):
