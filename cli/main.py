@@ -51,6 +51,7 @@ COMMAND_MODULES = (
     "auxnas.cli.service",
     "auxnas.cli.evidence",
     "auxnas.cli.diagnose",
+    "auxnas.cli.surrogate",
 )
 
 

@@ -86,6 +86,8 @@ def register(app: typer.Typer) -> None:
         except SpaceError as e:
             fail(f"{config_file}: {e}")
         fn = load_evaluator(evaluator)
+        if evaluator == "surrogate":
+            check_surrogate()
         if output is not None and not output.parent.is_dir():
             fail(f"--output: directory {output.parent} does not exist")
 
@@ -143,6 +145,20 @@ def load_evaluator(name: str) -> Any:
         return load_callable(name, EVALUATORS)
     except PluginError as e:
         fail(f"--evaluator: {e}")
+
+
+def check_surrogate() -> None:
+    """`--evaluator surrogate`: its file loads (one line naming the problem, else exit 2), and
+    the trials read it by absolute path whatever their working directory."""
+    import os
+
+    from auxnas.evaluator.surrogate import ENV, SurrogateError, load_surrogate, surrogate_path
+
+    try:
+        os.environ[ENV] = str(Path(surrogate_path()).resolve())
+        load_surrogate(os.environ[ENV])
+    except SurrogateError as e:
+        fail(str(e))
 
 
 def _run(
