@@ -182,7 +182,8 @@ def _from_database(url: str) -> RewardTable:
 
 
 def _database_records(storage: Any) -> tuple[list[dict[str, Any]], Any]:
-    """Succeeded trials of every search, each at the seeds it trained under."""
+    """Succeeded trials of every search, each at the seeds it trained under (its `seed`; rows
+    stored without one: the replicate rule of `evaluator.seeds`)."""
     records: list[dict[str, Any]] = []
     space_doc = None
     offset = 0
@@ -204,19 +205,22 @@ def _database_records(storage: Any) -> tuple[list[dict[str, Any]], Any]:
 
 
 def _trial_records(trials: list[Any], config: dict[str, Any]) -> list[dict[str, Any]]:
+    from auxnas.evaluator.seeds import replicate_seed, trained_seeds
+
     k = config["train"].get("reward_seeds", 1)
     out = []
     for t in trials:
         if t.status != "succeeded" or t.reward is None:
             continue
-        first = config["seed"] + (t.replicate or 0) * k
-        per_seed = t.per_seed or [{"seed": first, "reward": t.reward}]
+        first = t.seed if t.seed is not None else replicate_seed(config["seed"], t.replicate or 0, k)
+        seeds = trained_seeds(first, k)
+        per_seed = t.per_seed or [{"seed": seeds[0], "reward": t.reward}]
         for i, one in enumerate(per_seed):
             out.append(
                 {
                     "kind": t.kind,
                     "tokens": t.tokens,
-                    "seed": one.get("seed", first + i),
+                    "seed": one.get("seed", seeds[i]),
                     "reward": one["reward"],
                 }
             )

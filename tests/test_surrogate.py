@@ -19,6 +19,7 @@ from auxnas.evaluator.plugins import EVALUATORS, load_callable
 from auxnas.evaluator.surrogate import ENV, SurrogateError, evaluate, fit_document, load_surrogate
 from auxnas.evaluator.surrogate_data import RewardTableError, read_rewards, summarise
 from auxnas.search_space import SearchSpace, basic_genotype, sample_genotype
+from tests.service_support import db_url, storage  # noqa: F401
 
 SPACE = SearchSpace(num_inputs=2, tasks=("segmentation", "depth"))
 OFFSETS = {0: 0.01, 1: -0.01}
@@ -209,3 +210,29 @@ def test_search_with_the_surrogate_but_no_file_is_one_line(tmp_path, monkeypatch
         f"error: {ENV}: set it to a file written by `auxnas surrogate fit`"
     ]
     assert not (tmp_path / "a.db").exists()
+
+
+def test_a_database_gives_every_succeeded_trial_at_its_training_seed(storage):  # noqa: F811
+    from auxnas.controller.storage import TrialRecord
+    from tests import service_support as support
+
+    def trial(index, tokens, status="succeeded", reward=0.5, **kw):
+        return TrialRecord(index=index, kind="candidate", status=status, tokens=tokens, reward=reward, **kw)
+
+    rng = random.Random(0)
+    a, b = (list(sample_genotype(SPACE, rng).tokens) for _ in range(2))
+    sid = storage.create_search(support.tiny_search_config(seed=3))
+    storage.add_trials(
+        sid,
+        [
+            TrialRecord(index=0, kind="joint", status="succeeded", reward=0.4),
+            trial(1, a, reward=0.51),
+            trial(2, a, reward=0.53, phase="calibration", replicate=1),
+            trial(3, b, status="pruned", reward=0.2),
+            trial(4, b, status="failed", reward=None),
+            trial(5, b, reward=0.55, seed=9),
+        ],
+    )
+    table = read_rewards(storage.engine.url.render_as_string(hide_password=False))
+    got = sorted((r.kind, r.seed, r.reward) for r in table.rows)
+    assert got == [("candidate", 3, 0.51), ("candidate", 4, 0.53), ("candidate", 9, 0.55), ("joint", 3, 0.4)]
