@@ -248,9 +248,6 @@ def status(
 
 
 def _status_all(storage, limit: int, as_json: bool) -> None:  # noqa: ANN001
-    from rich.console import Console
-    from rich.table import Table
-
     items, total = storage.list_searches(0, limit)
     if as_json:
         typer.echo(
@@ -262,21 +259,16 @@ def _status_all(storage, limit: int, as_json: bool) -> None:  # noqa: ANN001
     if not items:
         typer.echo("no searches yet (POST /searches, or `auxnas search CONFIG`)")
         return
-    table = Table(title=f"searches ({len(items)} of {total}, newest first)")
-    for col in (
-        "id",
-        "name",
-        "status",
-        "evaluated",
-        "cached",
-        "failed",
-        "best",
-        "joint",
-        "basic",
-        "created",
-        "worker",
-    ):
-        table.add_column(col, justify="right" if col in ("id", "evaluated", "cached", "failed") else "left")
+    from auxnas.cli.tables import console, figure_column, new_table, text_column
+
+    # 80 columns: the worker and the timestamps of one search are in `auxnas status ID`
+    table = new_table(f"searches ({len(items)} of {total}, newest first)", compact=True)
+    figure_column(table, "id")
+    for col in ("name", "status", "progress"):
+        text_column(table, col)
+    for col in ("best", "joint", "basic"):
+        figure_column(table, col)
+    text_column(table, "created")
     for s in items:
         p = s.progress
         table.add_row(
@@ -285,22 +277,18 @@ def _status_all(storage, limit: int, as_json: bool) -> None:  # noqa: ANN001
             s.status
             + (" (cancelling)" if s.cancel_requested and s.status == SearchStatus.RUNNING else "")
             + (" (interrupted)" if interrupted(s) else ""),
-            f"{p.evaluated}/{p.budget}",
-            str(p.cached),
-            str(p.failed),
+            f"{p.evaluated}/{p.budget}"
+            + (f" {p.cached} cached" if p.cached else "")
+            + (f" {p.failed} failed" if p.failed else ""),
             _num(s.best_reward),
             _num(s.baselines.get("joint")),
             _num(s.baselines.get("basic")),
             _when(s.created_at),
-            s.worker_id or "-",
         )
-    Console(width=max(120, _term_width())).print(table)
+    console().print(table)
 
 
 def _status_one(storage, search_id: int, limit: int, as_json: bool) -> None:  # noqa: ANN001
-    from rich.console import Console
-    from rich.table import Table
-
     s = storage.summary(search_id)
     if s is None:
         fail(f"search {search_id} does not exist")
@@ -352,53 +340,56 @@ def _status_one(storage, search_id: int, limit: int, as_json: bool) -> None:  # 
     typer.echo("\n".join(lines))
     if not rows:
         return
-    table = Table(title=f"trials {rows[0].index}..{rows[-1].index} of {total}")
-    columns = (
-        "index",
-        "kind",
-        "phase",
-        "seed",
-        "status",
-        "reward",
-        "gain",
-        "mean gain (seeds)",
-        "seconds",
-        "iteration",
-        "attempts",
-        "node",
-        "genotype",
-        "error",
-    )
-    for col in columns:
-        table.add_column(
-            col,
-            justify="right"
-            if col
-            in ("index", "seed", "reward", "gain", "mean gain (seeds)", "seconds", "iteration", "attempts")
-            else "left",
-        )
+    _print_trials(rows, total, pairing)
+
+
+def _print_trials(rows: list, total: int, pairing: Any) -> None:
+    """The trials in two tables of at most 80 columns (what each trial is, then its paired
+    gains over Joint), and their errors under them, one line each. The node and the controller
+    iteration of each are in `--json`; the node of a running one is in the lines above."""
+    from auxnas.cli.tables import console, figure_column, new_table, text_column
+
+    span = f"{rows[0].index}..{rows[-1].index} of {total}"
+    trials = new_table(f"trials {span}", compact=True)
+    gains = new_table(f"paired gains over Joint, trials {span}", compact=True)
+    figure_column(trials, "#")
+    for col in ("kind", "phase"):
+        text_column(trials, col)
+    figure_column(trials, "seed")
+    text_column(trials, "status")
+    for col in ("reward", "seconds", "tries"):
+        figure_column(trials, col)
+    for col in ("#", "gain", "mean gain (seeds)"):
+        figure_column(gains, col)
+    text_column(gains, "genotype")
     for t in rows:
-        err = f"{t.error.get('type')}: {t.error.get('message')}" if t.error else ""
         g = pairing.of(t)
-        table.add_row(
+        seed = (
+            "-"
+            if t.seed is None and t.phase == "calibration"
+            else pairing.default_seed
+            if t.seed is None
+            else t.seed
+        )
+        trials.add_row(
             str(t.index),
             t.kind,
             t.phase,
-            "-"
-            if t.seed is None and t.phase == "calibration"
-            else str(pairing.default_seed if t.seed is None else t.seed),
+            str(seed),
             t.status,
             _num(t.reward),
-            _signed(g.gain),
-            _mean_gain(g),
             f"{t.seconds:.1f}",
-            "-" if t.iteration is None else str(t.iteration),
             str(t.attempts),
-            (t.node or {}).get("ip") or "-",
-            t.genotype_hash or "-",
-            err[:60],
         )
-    Console(width=max(120, _term_width())).print(table)
+        gains.add_row(str(t.index), _signed(g.gain), _mean_gain(g), t.genotype_hash or "-")
+    out = console()
+    out.print(trials)
+    out.print(gains)
+    for t in rows:
+        if t.error:
+            out.print(
+                f"trial {t.index}: {t.error.get('type')}: {t.error.get('message')}"[:300], highlight=False
+            )
 
 
 def interrupted(s: Any) -> bool:
@@ -436,13 +427,6 @@ def _when(t: datetime | None) -> str:
     if t is None:
         return "-"
     return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _term_width() -> int:
-    try:
-        return os.get_terminal_size().columns
-    except OSError:
-        return 120
 
 
 # --- export --------------------------------------------------------------------------------

@@ -209,3 +209,36 @@ def test_the_calibrate_table_fits_80_columns_with_many_replicates(capsys, monkey
     table = out.split("architecture spread")[0]
     _fits(table, ["0.4123", "0.0202", *{f"{g:+.4f}" for g in gains}])
     assert not re.search(r"\d…", out)
+
+
+def test_the_status_tables_fit_80_columns(runner, tmp_path, monkeypatch):
+    from auxnas.controller.config import SearchConfig
+    from auxnas.db.migrate import migrate
+    from auxnas.db.storage import SqlStorage
+    from tests.test_db_storage import trial
+
+    url = f"sqlite:///{tmp_path / 'status.db'}"
+    storage = SqlStorage(url)
+    migrate(engine=storage.engine)
+    config = SearchConfig.model_validate(
+        {"name": "a-long-search-name-for-a-table", "tasks": ["segmentation", "depth"]}
+    )
+    sid = storage.create_search(config, launched_by="cli")
+    rows = [trial(0, kind="joint", reward=0.5123), trial(1, kind="basic", reward=0.5234)]
+    rows += [
+        trial(i, reward=0.5 + i / 1000, attempts=2, node={"id": "n", "ip": "192.168.100.200"})
+        for i in range(2, 6)
+    ]
+    rows.append(
+        trial(6, status="failed", reward=None, error={"type": "RuntimeError", "message": "loss is NaN"})
+    )
+    storage.add_trials(sid, rows)
+    storage.dispose()
+    monkeypatch.setenv("COLUMNS", "80")
+    listing = runner.invoke(cli_main.app, ["status", "--database-url", url])
+    one = runner.invoke(cli_main.app, ["status", str(sid), "--database-url", url])
+    assert listing.exit_code == 0 and one.exit_code == 0, (listing.output, one.output)
+    _fits(listing.stdout, ["0.5234", "0.5123", "5/40"])
+    table = one.stdout.split("trials ")[-1]
+    _fits(table, ["0.5050", "0.5030", "succeeded", "candidate", rows[2].genotype_hash])
+    assert "trial 6: RuntimeError: loss is NaN" in one.stdout
