@@ -51,13 +51,6 @@ def best_trial(trials: Iterable[TrialRecord]) -> TrialRecord | None:
     return best
 
 
-def genotype_document(trial: TrialRecord, search_id: int, search_name: str) -> dict[str, Any]:
-    """Genotype JSON v1 of `trial` with its reward, metrics and the search it came from."""
-    genotype = parse_genotype(trial.genotype)
-    search = {"id": search_id, "name": search_name, "trial": trial.index}
-    return genotype.to_json(reward=trial.reward, metrics=trial.metrics, search=search)
-
-
 # what the exported document repeats of the stored answer
 ANSWER_SUMMARY = (
     "verdict",

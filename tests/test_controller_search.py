@@ -11,7 +11,7 @@ import pytest
 
 from auxnas.controller.config import SearchConfig
 from auxnas.controller.driver import SearchDriver, SearchProgress
-from auxnas.controller.export import best_trial, genotype_document, greedy_genotype
+from auxnas.controller.export import answer_document, best_trial, greedy_genotype
 from auxnas.controller.storage import InMemoryStorage
 from auxnas.evaluator import testing as fakes
 from auxnas.search_space import basic_genotype, parse_genotype
@@ -101,7 +101,8 @@ def test_random_strategy_spends_the_budget_and_records_iterations(tmp_path):
     assert outcome.basic.tokens == list(basic_genotype(outcome_space(config)).tokens)
     assert outcome.best == best_trial(storage.trials(1))
 
-    doc = genotype_document(outcome.best, outcome.search_id, "test")
+    doc = answer_document(outcome.best, outcome.search_id, "test", None)  # no answer: not recommended
+    assert doc["version"] == 2 and doc["recommended"] is False and doc["answer"] is None
     assert parse_genotype(doc).canonical_hash() == outcome.best.genotype_hash
     assert doc["reward"] == outcome.best.reward
     assert doc["search"] == {"id": 1, "name": "test", "trial": outcome.best.index}
