@@ -80,7 +80,7 @@ class ConfirmSection(_Section):
 
 
 class SearchSection(_Section):
-    strategy: Literal["ppo", "random"] = "ppo"
+    strategy: Literal["ppo", "random", "evolution"] = "ppo"
     calibrate: CalibrateSection | None = Field(
         None, description="measure the reward's fidelity before searching (off: null)"
     )
@@ -121,6 +121,12 @@ class ControllerSection(_Section):
     hidden_size: int = Field(64, ge=4, le=4096, description="LSTM units; 4..4096")
     num_layers: int = Field(1, ge=1, le=4, description="LSTM layers; 1..4")
     embedding_size: int = Field(32, ge=2, le=4096, description="2..4096")
+    population: int = Field(
+        50, ge=2, le=100_000, description="strategy evolution: genotypes in the aging population; 2..1e5"
+    )
+    tournament: int = Field(
+        10, ge=1, le=100_000, description="strategy evolution: members drawn to pick a parent; 1..1e5"
+    )
 
 
 class SearchConfig(EvalConfig):

@@ -8,7 +8,7 @@
     genotypes = strategy.restore_pending(payload) # after restore(): the same batch again
 
 The driver (`controller.driver.SearchDriver`) does the evaluation, caching and bookkeeping, so
-`ppo` and `random` spend the same budget the same way. What it passes to `observe` for each
+`ppo`, `random` and `evolution` spend the same budget the same way. What it passes to `observe` for each
 genotype is its paired gain over Joint at its first training seed (reward minus Joint's reward at
 the search's `seed`), once the iteration's evaluations have ended; racing seeds never reach it.
 """
@@ -27,7 +27,7 @@ from auxnas.controller.config import SearchConfig
 from auxnas.controller.generators import OwnedGenerators
 from auxnas.search_space import Genotype, SearchSpace, sample_genotype
 
-STRATEGIES = ("ppo", "random")
+STRATEGIES = ("ppo", "random", "evolution")
 GENERATORS_FILE = "generators.json"  # the PPO strategy's generator state, next to its algorithm
 
 
@@ -104,6 +104,73 @@ class RandomStrategy(Strategy):
         state = json.loads((Path(directory) / "random_state.json").read_text())
         version, internal, gauss = state["rng"]
         self.rng.setstate((version, tuple(internal), gauss))
+
+    def close(self) -> None:
+        pass
+
+
+class EvolutionStrategy(Strategy):
+    """Regularized evolution (Real et al. 2019): the population is the last
+    `controller.population` evaluated genotypes; a child is a one-token mutation of the best of
+    `controller.tournament` members drawn at random; the oldest member dies. Until the population
+    is full, proposals are uniform random genotypes."""
+
+    name = "evolution"
+
+    def __init__(self, config: SearchConfig, space: SearchSpace) -> None:
+        self.space = space
+        self.size = config.controller.population
+        self.tournament = min(config.controller.tournament, self.size)
+        self.rng = random.Random(f"auxnas-evolution-{config.seed}")
+        self.population: list[tuple[list[int], float]] = []  # oldest first
+        self._batch: list[Genotype] = []
+
+    def propose(self, n: int) -> list[Genotype]:
+        if len(self.population) < self.size:
+            self._batch = [sample_genotype(self.space, self.rng) for _ in range(n)]
+        else:
+            self._batch = [Genotype(self.space, self._child()) for _ in range(n)]
+        return self._batch
+
+    def _child(self) -> tuple[int, ...]:
+        parent = max(self.rng.sample(self.population, self.tournament), key=lambda m: m[1])[0]
+        counts = self.space.choice_counts()
+        i = self.rng.choice([p for p, c in enumerate(counts) if c > 1])
+        child = list(parent)
+        child[i] = self.rng.choice([v for v in range(counts[i]) if v != parent[i]])
+        return tuple(child)
+
+    def pending(self) -> Any:
+        return [list(g.tokens) for g in self._batch]
+
+    def restore_pending(self, payload: Any) -> list[Genotype]:
+        batch = self.propose(len(payload))
+        if [list(g.tokens) for g in batch] != payload:
+            raise ValueError("the restored evolution state does not reproduce the proposed batch")
+        return batch
+
+    def observe(self, rewards: Sequence[float]) -> dict[str, float]:
+        if len(rewards) != len(self._batch):
+            raise ValueError(f"expected {len(self._batch)} rewards, got {len(rewards)}")
+        self.population += [(list(g.tokens), float(r)) for g, r in zip(self._batch, rewards, strict=True)]
+        del self.population[: max(0, len(self.population) - self.size)]
+        self._batch = []
+        return {"population_best": max(r for _, r in self.population)}
+
+    def save(self, directory: Path) -> None:
+        version, internal, gauss = self.rng.getstate()
+        state = {
+            "strategy": self.name,
+            "rng": [version, list(internal), gauss],
+            "population": self.population,
+        }
+        (Path(directory) / "evolution_state.json").write_text(json.dumps(state))
+
+    def restore(self, directory: Path) -> None:
+        state = json.loads((Path(directory) / "evolution_state.json").read_text())
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+        self.population = [(list(t), float(r)) for t, r in state["population"]]
 
     def close(self) -> None:
         pass
@@ -198,4 +265,6 @@ def make_strategy(name: str, config: SearchConfig, space: SearchSpace) -> Strate
         return PPOStrategy(config, space)
     if name == "random":
         return RandomStrategy(config, space)
+    if name == "evolution":
+        return EvolutionStrategy(config, space)
     raise ValueError(f"search.strategy: unknown strategy {name!r} (one of {list(STRATEGIES)})")

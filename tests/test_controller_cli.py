@@ -31,12 +31,16 @@ def _write(path: Path, doc: dict) -> Path:
     ("doc", "args", "message"),
     [
         ({"search": {"budget": 0}}, [], "search.budget: Input should be greater than or equal to 1"),
-        ({"search": {"strategy": "grid"}}, [], "search.strategy: Input should be 'ppo' or 'random'"),
+        (
+            {"search": {"strategy": "grid"}},
+            [],
+            "search.strategy: Input should be 'ppo', 'random' or 'evolution'",
+        ),
         ({"controller": {"lr": -1}}, [], "controller.lr: Input should be greater than 0"),
         ({"tasks": ["a:b"]}, [], "tasks.0: 'a:b' is not a task of dataset 'synthetic'"),
         ({"tasks": ["depth", "banana"]}, [], "tasks.1: 'banana' is not a task of dataset 'synthetic'"),
         ({"train": {"steps": "100"}}, [], "train.steps: Input should be a valid integer"),
-        ({}, ["--strategy", "grid"], "--strategy: must be 'ppo' or 'random', got 'grid'"),
+        ({}, ["--strategy", "grid"], "--strategy: must be one of ['ppo', 'random', 'evolution'], got 'grid'"),
         ({}, ["--resume"], "--resume: no previous search of 'search'"),
         (
             {},

@@ -141,7 +141,7 @@ def _resume_config(strategy: str):
 
 
 @pytest.mark.usefixtures("ray_session")
-@pytest.mark.parametrize("strategy", ["ppo", "random"])
+@pytest.mark.parametrize("strategy", ["ppo", "random", "evolution"])
 @pytest.mark.parametrize(
     ("method", "nth"),
     [("add_trials", 3), ("move_trial", 5), ("add_iteration", 2)],
