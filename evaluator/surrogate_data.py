@@ -124,7 +124,19 @@ def _table(records: list[Any], space_doc: Any, source: str) -> RewardTable:
             rows.append(row)
     if not rows:
         raise RewardTableError(f"{source}: no successful evaluations in it")
-    return RewardTable(space, rows, source)
+    return RewardTable(space, _one_per_seed(rows), source)
+
+
+def _one_per_seed(rows: list[Row]) -> list[Row]:
+    """One row per (genotype, training seed): a repeat of the same evaluation (on the CPU it
+    reproduces the reward) is not another replicate, so repeats are averaged into one row."""
+    groups: dict[tuple[str, int], list[Row]] = {}
+    for r in rows:
+        groups.setdefault((r.key, r.seed), []).append(r)
+    return [
+        Row(g[0].key, g[0].kind, g[0].tokens, g[0].seed, sum(r.reward for r in g) / len(g))
+        for g in groups.values()
+    ]
 
 
 def _space(space_doc: Any, records: list[Any], source: str) -> SearchSpace:

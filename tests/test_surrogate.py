@@ -82,6 +82,21 @@ def test_seed_offsets_and_noise_are_recovered(table):
     assert len(s.replicated) == 21  # 20 candidates and basic
 
 
+def test_a_repeated_evaluation_is_not_another_replicate(tmp_path):
+    recs = synthetic_records()
+    path = tmp_path / "twice.jsonl"
+    write_jsonl(path, [{**r, "space": SPACE.to_dict()} for r in recs + recs[:10]])
+    table = read_rewards(path)
+    assert len(table.rows) == len(recs)
+    assert summarise(table).noise == pytest.approx(summarise(_table_of(tmp_path, recs)).noise)
+
+
+def _table_of(tmp_path, recs):
+    path = tmp_path / "once.jsonl"
+    write_jsonl(path, [{**r, "space": SPACE.to_dict()} for r in recs])
+    return read_rewards(path)
+
+
 def test_the_fit_ranks_held_out_genotypes_and_reports_the_ceiling(table):
     doc = fit_document(table, kind="gbt", members=4)
     report = doc["report"]
