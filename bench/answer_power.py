@@ -1,7 +1,7 @@
 """Power and false-positive tables of the trustworthy answer, from simulated searches on fakes.
 
 Run: .venv/bin/python bench/answer_power.py (prints Markdown; docs/results.md, "The answer's error
-rates", holds its output). The simulated searches are tests/answer_sim.py.
+rates", holds its output). The simulated searches are controller/answer_simulation.py.
 Units: true gains in noise-std (the standard deviation of one per-seed paired gain over Joint).
 Defaults unless a table says otherwise: rungs (1, 3), top quarter, k = 3 finalists + basic,
 confirm_seeds = 5, 90% intervals (one-sided alpha 0.05), fallback correction.
@@ -15,9 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: tests.answer_sim
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, when not installed
 
-from tests.answer_sim import Scenario, markdown, power_table, rates  # noqa: E402
+from auxnas.controller.answer_simulation import Scenario, markdown, power_table, rates  # noqa: E402
 
 
 def headline(sims: int) -> str:

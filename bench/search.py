@@ -10,7 +10,7 @@ Every figure is measured by running `controller.driver.SearchDriver` for real (R
 `evaluator.remote.submit`, RLlib PPO, checkpoints every iteration) with a fake evaluator from
 `evaluator.testing` in place of training. The search space is the default preset's: tasks
 segmentation, depth, normal and P=3 inputs (45 tokens per genotype). `scale` runs on a local
-multi-node Ray cluster (tests/cluster_support.py: a head without GPUs and nodes of 2 GPUs that
+multi-node Ray cluster (`evaluator.local_cluster`: a head without GPUs and nodes of 2 GPUs that
 Ray only counts, all on 127.0.0.1), one trial per GPU.
 """
 
@@ -116,7 +116,7 @@ def parallel(budget: int, seconds: float) -> None:
 def scale(seconds: float, waves: int, strategy: str) -> None:
     """Parallel efficiency = ideal wall (waves x seconds) / measured wall of the candidate phase,
     at 1, 2, 4 and 8 GPU slots, each on a fresh cluster of ceil(slots / 2) nodes."""
-    from tests.cluster_support import local_cluster
+    from auxnas.evaluator.local_cluster import local_cluster
 
     rows = []
     for slots in (1, 2, 4, 8):

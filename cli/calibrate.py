@@ -44,36 +44,23 @@ def calibrate(
     ),
 ) -> None:
     """Score Joint, basic and random genotypes under independent replicates: is the reward signal or noise?"""
-    from pydantic import ValidationError
-
-    from auxnas.cli.search import _run, load_evaluator
-    from auxnas.cli.search_run import open_database
-    from auxnas.controller.config import CalibrateSection, load_search_config
-    from auxnas.evaluator.config import ConfigError, describe_validation_error
+    from auxnas.cli.database import open_storage
+    from auxnas.cli.evaluators import load_evaluator
+    from auxnas.cli.search_run import run_search
     from auxnas.evaluator.defaults import data_dir
 
-    try:
-        section = CalibrateSection(genotypes=genotypes, replicates=replicates)
-    except ValidationError as e:
-        fail("--" + describe_validation_error(e))
-    try:
-        config = load_search_config(config_file)
-    except ConfigError as e:
-        fail(str(e))
-    min_spearman = config.search.calibrate.min_spearman if config.search.calibrate else None
-    section = section.model_copy(update={"min_spearman": min_spearman})
-    config = config.model_copy(update={"search": config.search.model_copy(update={"calibrate": section})})
+    config = _calibration_config(config_file, genotypes, replicates)
     if output_dir is not None and output_dir.exists() and not output_dir.is_dir():
         fail(f"--output-dir: {output_dir} is not a directory")
     fn = load_evaluator(evaluator)
 
-    storage = open_database()
+    storage = open_storage()
     if resume is not None:
         row = storage.search_row(resume) if 0 < resume < 2**63 else None
         if row is None:
             fail(f"--resume: search {resume} does not exist")
     runs = runs_dir.resolve() if runs_dir is not None else data_dir()
-    outcome, run_dir = _run(config, storage, resume, runs, 30.0, fn, calibrate_only=True)
+    outcome, run_dir = run_search(config, storage, resume, runs, 30.0, fn, calibrate_only=True)
     if outcome.fidelity is None:
         fail(f"calibration {outcome.status}: {outcome.error or 'no figures'}", code=1)
     out = output_dir or run_dir
@@ -89,6 +76,26 @@ def calibrate(
     typer.echo(outcome.fidelity["verdict"])
     if outcome.status != SearchStatus.SUCCEEDED:
         raise typer.Exit(1)
+
+
+def _calibration_config(config_file: Path, genotypes: int, replicates: int) -> Any:
+    """The search config with the calibration section of the options (its min_spearman kept)."""
+    from pydantic import ValidationError
+
+    from auxnas.controller.config import CalibrateSection, load_search_config
+    from auxnas.evaluator.config import ConfigError, describe_validation_error
+
+    try:
+        section = CalibrateSection(genotypes=genotypes, replicates=replicates)
+    except ValidationError as e:
+        fail("--" + describe_validation_error(e))
+    try:
+        config = load_search_config(config_file)
+    except ConfigError as e:
+        fail(str(e))
+    min_spearman = config.search.calibrate.min_spearman if config.search.calibrate else None
+    section = section.model_copy(update={"min_spearman": min_spearman})
+    return config.model_copy(update={"search": config.search.model_copy(update={"calibrate": section})})
 
 
 def _write_scatter(outcome: Any, path: Path, name: str) -> None:

@@ -4,82 +4,83 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from auxnas.cli.database import DB_OPTION, open_storage
 from auxnas.cli.main import fail
-from auxnas.cli.service import DB_OPTION
 
 
 def register(app: typer.Typer) -> None:
     app.command()(plots)
+    app.command()(retrain)
 
-    @app.command()
-    def retrain(
-        genotype_file: Path = typer.Argument(..., metavar="GENOTYPE.json", help="Exported genotype JSON."),
-        config_file: Path = typer.Argument(..., metavar="CONFIG.yaml", help="Preset (its data/model/train)."),
-        seeds: int = typer.Option(
-            3, "--seeds", min=1, max=20, help="Replicates of every model, from the config's seed on."
-        ),
-        single_task: bool = typer.Option(False, "--single-task", help="Also train single-task baselines."),
-        output_dir: Path = typer.Option(
-            Path("retrain"), "--output-dir", "-o", help="Where JSON and Markdown go."
-        ),
-        steps: int | None = typer.Option(
-            None, "--steps", min=1, help="Override train.steps (full schedule)."
-        ),
-    ) -> None:
-        """Train Joint, basic and GENOTYPE on the whole training split and score them on the test split."""
-        from auxnas.controller.config import load_search_config
-        from auxnas.evaluator.config import ConfigError
-        from auxnas.search_space import GenotypeError, load_genotype_file
 
-        try:
-            config = load_search_config(config_file)
-        except ConfigError as e:
-            fail(str(e))
-        try:
-            genotype, _ = load_genotype_file(genotype_file)
-        except GenotypeError as e:
-            fail(str(e) if str(e).startswith(str(genotype_file)) else f"{genotype_file}: {e}")
-        eval_config = config.eval_config()
-        if steps is not None:
-            eval_config.train.steps = steps
+def retrain(
+    genotype_file: Path = typer.Argument(..., metavar="GENOTYPE.json", help="Exported genotype JSON."),
+    config_file: Path = typer.Argument(..., metavar="CONFIG.yaml", help="Preset (its data/model/train)."),
+    seeds: int = typer.Option(
+        3, "--seeds", min=1, max=20, help="Replicates of every model, from the config's seed on."
+    ),
+    single_task: bool = typer.Option(False, "--single-task", help="Also train single-task baselines."),
+    output_dir: Path = typer.Option(
+        Path("retrain"), "--output-dir", "-o", help="Where JSON and Markdown go."
+    ),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="Override train.steps (full schedule)."),
+) -> None:
+    """Train Joint, basic and GENOTYPE on the whole training split and score them on the test split."""
+    from auxnas.evaluator.retrain import retrain as run_retrain
+    from auxnas.evaluator.seeds import replicate_seeds
 
-        from auxnas.evaluator.evaluate import check_genotype
-        from auxnas.evaluator.retrain import retrain as run_retrain
+    name, eval_config, genotype = _retrain_inputs(genotype_file, config_file, steps)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        fail(f"--output-dir: cannot create {output_dir} ({e.strerror})")
+    replicates = replicate_seeds(eval_config, seeds)  # disjoint training seeds under reward_seeds
+    typer.echo(f"retraining on {config_file} at seeds {replicates} ...", err=True)
+    report = run_retrain(
+        eval_config, {"searched": genotype}, replicates, single_task=single_task, on_result=_progress
+    )
+    report.config_name = name
+    doc = report.to_dict()
+    doc["genotype_file"] = str(genotype_file)
+    (output_dir / "retrain.json").write_text(json.dumps(doc, indent=2))
+    (output_dir / "retrain.md").write_text(report.to_markdown())
+    _print_table(doc)
+    typer.echo(f"wrote {output_dir / 'retrain.json'} and {output_dir / 'retrain.md'}")
 
-        try:
-            check_genotype(eval_config, genotype)
-        except ValueError as e:
-            fail(f"{genotype_file}: {e}")
-        try:
-            output_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            fail(f"--output-dir: cannot create {output_dir} ({e.strerror})")
 
-        def progress(name: str, seed: int, result) -> None:
-            status = f"reward {result.reward:.4f}" if result.ok else f"failed: {result.error['message']}"
-            typer.echo(f"  {name:<20} seed {seed}: {status} ({result.seconds:.1f} s)", err=True)
+def _retrain_inputs(genotype_file: Path, config_file: Path, steps: int | None) -> tuple[str, Any, Any]:
+    """The config's name, its evaluation config (`--steps` applied) and the genotype; exit 2
+    with one line when either file is unusable or they do not fit together."""
+    from auxnas.controller.config import load_search_config
+    from auxnas.evaluator.config import ConfigError
+    from auxnas.evaluator.evaluate import check_genotype
+    from auxnas.search_space import GenotypeError, load_genotype_file
 
-        from auxnas.evaluator.seeds import replicate_seeds
+    try:
+        config = load_search_config(config_file)
+    except ConfigError as e:
+        fail(str(e))
+    try:
+        genotype, _ = load_genotype_file(genotype_file)
+    except GenotypeError as e:
+        fail(str(e) if str(e).startswith(str(genotype_file)) else f"{genotype_file}: {e}")
+    eval_config = config.eval_config()
+    if steps is not None:
+        eval_config.train.steps = steps
+    try:
+        check_genotype(eval_config, genotype)
+    except ValueError as e:
+        fail(f"{genotype_file}: {e}")
+    return config.name, eval_config, genotype
 
-        replicates = replicate_seeds(eval_config, seeds)  # disjoint training seeds under reward_seeds
-        typer.echo(f"retraining on {config_file} at seeds {replicates} ...", err=True)
-        report = run_retrain(
-            eval_config,
-            {"searched": genotype},
-            replicates,
-            single_task=single_task,
-            on_result=progress,
-        )
-        report.config_name = config.name
-        doc = report.to_dict()
-        doc["genotype_file"] = str(genotype_file)
-        (output_dir / "retrain.json").write_text(json.dumps(doc, indent=2))
-        (output_dir / "retrain.md").write_text(report.to_markdown())
-        _print_table(doc)
-        typer.echo(f"wrote {output_dir / 'retrain.json'} and {output_dir / 'retrain.md'}")
+
+def _progress(name: str, seed: int, result: Any) -> None:
+    status = f"reward {result.reward:.4f}" if result.ok else f"failed: {result.error['message']}"
+    typer.echo(f"  {name:<20} seed {seed}: {status} ({result.seconds:.1f} s)", err=True)
 
 
 def plots(
@@ -89,10 +90,9 @@ def plots(
 ) -> None:
     """Write reward.png, ops.png, genotype.png, calibration.png and finalists.png of a search (those
     it has something to draw for), from the database."""
-    from auxnas.cli.service import _storage
     from auxnas.controller.plots import PLOT_NAMES, PlotError, render
 
-    storage = _storage(database_url)
+    storage = open_storage(database_url)
     try:
         if not storage.search_exists(search_id):
             fail(f"search {search_id} does not exist")

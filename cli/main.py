@@ -49,6 +49,7 @@ COMMAND_MODULES = (
     "auxnas.cli.calibrate",
     "auxnas.cli.search",
     "auxnas.cli.service",
+    "auxnas.cli.status",
     "auxnas.cli.evidence",
     "auxnas.cli.diagnose",
     "auxnas.cli.surrogate",

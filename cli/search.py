@@ -9,19 +9,15 @@ from typing import TYPE_CHECKING, Any
 import typer
 from typer.core import TyperCommand
 
-from auxnas.cli.main import fail, start_ray
-from auxnas.cli.search_run import RESUME_LATEST, CliRun
+from auxnas.cli.evaluators import EVALUATOR_HELP, check_surrogate, load_evaluator
+from auxnas.cli.main import fail
+from auxnas.cli.search_run import RESUME_LATEST
 from auxnas.controller.status import SearchStatus
 
 if TYPE_CHECKING:
     from auxnas.controller.config import SearchConfig
     from auxnas.controller.driver import SearchOutcome
     from auxnas.controller.storage import TrialRecord
-
-EVALUATOR_HELP = (
-    "What scores a genotype: 'train' (trains and scores it), a name registered in the "
-    "auxnas.evaluators entry points (fake-* stand-ins for tests) or python:package.module:function."
-)
 
 
 class _ResumeTakesAnOptionalId(TyperCommand):
@@ -37,80 +33,93 @@ class _ResumeTakesAnOptionalId(TyperCommand):
 
 
 def register(app: typer.Typer) -> None:
-    @app.command(cls=_ResumeTakesAnOptionalId)
-    def search(
-        config_file: Path = typer.Argument(..., metavar="CONFIG", help="Search config (YAML preset)."),
-        output: Path | None = typer.Option(
-            None, "--output", "-o", help="Write the answer's genotype JSON (version 2) here."
-        ),
-        resume: str | None = typer.Option(
-            None,
-            "--resume",
-            metavar="[ID]",
-            help="Continue search ID (default: the latest `auxnas search` of this config's name).",
-        ),
-        strategy: str | None = typer.Option(
-            None, "--strategy", help="ppo, random or evolution (overrides search.strategy)."
-        ),
-        runs_dir: Path | None = typer.Option(
-            None,
-            "--runs-dir",
-            help="Where each search's run directory search-<id>/ goes [env AUXNAS_DATA_DIR; default ./runs].",
-            show_default=False,
-        ),
-        lease: float = typer.Option(
-            30.0, "--lease", min=2.0, help="Seconds the search stays claimed after this process dies."
-        ),
-        evaluator: str = typer.Option("train", "--evaluator", help=EVALUATOR_HELP, metavar="NAME"),
-    ) -> None:
-        """Search auxiliary modules: Joint and basic first, then the controller with racing over
-        training seeds until the budget is spent, then confirmation on fresh seeds; ends with the answer."""
-        from auxnas.cli.search_run import open_database, resume_target
-        from auxnas.controller.config import load_search_config
-        from auxnas.evaluator.config import ConfigError
-        from auxnas.evaluator.defaults import data_dir
-        from auxnas.search_space import SpaceError
+    app.command(cls=_ResumeTakesAnOptionalId)(search)
 
-        try:
-            config = load_search_config(config_file)
-        except ConfigError as e:
-            fail(str(e))
-        if strategy is not None:
-            from auxnas.controller.strategies import STRATEGIES
 
-            if strategy not in STRATEGIES:
-                fail(f"--strategy: must be one of {list(STRATEGIES)}, got {strategy!r}")
-            config = config.model_copy(
-                update={"search": config.search.model_copy(update={"strategy": strategy})}
-            )
-        try:
-            config.search_space()
-        except SpaceError as e:
-            fail(f"{config_file}: {e}")
-        fn = load_evaluator(evaluator)
-        if evaluator == "surrogate":
-            check_surrogate()
-        if output is not None and not output.parent.is_dir():
-            fail(f"--output: directory {output.parent} does not exist")
+def search(
+    config_file: Path = typer.Argument(..., metavar="CONFIG", help="Search config (YAML preset)."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write the answer's genotype JSON (version 2) here."
+    ),
+    resume: str | None = typer.Option(
+        None,
+        "--resume",
+        metavar="[ID]",
+        help="Continue search ID (default: the latest `auxnas search` of this config's name).",
+    ),
+    strategy: str | None = typer.Option(
+        None, "--strategy", help="ppo or random (overrides search.strategy)."
+    ),
+    runs_dir: Path | None = typer.Option(
+        None,
+        "--runs-dir",
+        help="Where each search's run directory search-<id>/ goes [env AUXNAS_DATA_DIR; default ./runs].",
+        show_default=False,
+    ),
+    lease: float = typer.Option(
+        30.0, "--lease", min=2.0, help="Seconds the search stays claimed after this process dies."
+    ),
+    evaluator: str = typer.Option("train", "--evaluator", help=EVALUATOR_HELP, metavar="NAME"),
+) -> None:
+    """Search auxiliary modules: Joint and basic first, then the controller with racing over
+    training seeds until the budget is spent, then confirmation on fresh seeds; ends with the answer."""
+    from auxnas.cli.database import open_storage
+    from auxnas.cli.search_run import resume_target, run_search
+    from auxnas.evaluator.defaults import data_dir
 
-        storage = open_database()
-        resume_id = resume_target(storage, config, resume) if resume is not None else None
-        runs = runs_dir.resolve() if runs_dir is not None else data_dir()
-        outcome, run_dir = _run(config, storage, resume_id, runs, lease, fn)
-        _print_summary(config, outcome)
-        doc = _answer_document(config, outcome)
-        if doc is not None:
-            text = json.dumps(doc, indent=2) + "\n"
-            (run_dir / "best.json").write_text(text)
-            if output is not None:
-                output.write_text(text)
-                what = "recommended" if doc["recommended"] else "not recommended"
-                typer.echo(f"answer's genotype ({what}) written to {output}")
-        if config.search.strategy == "ppo" and outcome.iterations:
-            _export_greedy(config, run_dir, run_dir / "greedy.json")
-        if outcome.status != SearchStatus.SUCCEEDED:
-            typer.echo(f"error: search {outcome.status}: {outcome.error or 'cancelled'}", err=True)
-            raise typer.Exit(1)
+    config = _load_config(config_file, strategy)
+    fn = load_evaluator(evaluator)
+    if evaluator == "surrogate":
+        check_surrogate()
+    if output is not None and not output.parent.is_dir():
+        fail(f"--output: directory {output.parent} does not exist")
+
+    storage = open_storage()
+    resume_id = resume_target(storage, config, resume) if resume is not None else None
+    runs = runs_dir.resolve() if runs_dir is not None else data_dir()
+    outcome, run_dir = run_search(config, storage, resume_id, runs, lease, fn)
+    _print_summary(config, outcome)
+    _write_genotypes(config, outcome, run_dir, output)
+    if outcome.status != SearchStatus.SUCCEEDED:
+        typer.echo(f"error: search {outcome.status}: {outcome.error or 'cancelled'}", err=True)
+        raise typer.Exit(1)
+
+
+def _load_config(config_file: Path, strategy: str | None) -> SearchConfig:
+    """The config, with `--strategy` applied; exit 2 with one line when it cannot be searched."""
+    from auxnas.controller.config import load_search_config
+    from auxnas.evaluator.config import ConfigError
+    from auxnas.search_space import SpaceError
+
+    try:
+        config = load_search_config(config_file)
+    except ConfigError as e:
+        fail(str(e))
+    if strategy is not None:
+        if strategy not in ("ppo", "random"):
+            fail(f"--strategy: must be 'ppo' or 'random', got {strategy!r}")
+        config = config.model_copy(update={"search": config.search.model_copy(update={"strategy": strategy})})
+    try:
+        config.search_space()
+    except SpaceError as e:
+        fail(f"{config_file}: {e}")
+    return config
+
+
+def _write_genotypes(
+    config: SearchConfig, outcome: SearchOutcome, run_dir: Path, output: Path | None
+) -> None:
+    """best.json in the run directory (and `--output`), and the policy's greedy.json for ppo."""
+    doc = _answer_document(config, outcome)
+    if doc is not None:
+        text = json.dumps(doc, indent=2) + "\n"
+        (run_dir / "best.json").write_text(text)
+        if output is not None:
+            output.write_text(text)
+            what = "recommended" if doc["recommended"] else "not recommended"
+            typer.echo(f"answer's genotype ({what}) written to {output}")
+    if config.search.strategy == "ppo" and outcome.iterations:
+        _export_greedy(config, run_dir, run_dir / "greedy.json")
 
 
 def _answer_document(config: SearchConfig, outcome: SearchOutcome) -> dict[str, Any] | None:
@@ -139,159 +148,6 @@ def _export_greedy(config: SearchConfig, checkpoint_dir: Path, path: Path) -> No
     typer.echo(f"policy's greedy genotype ({genotype.canonical_hash()}) written to {path}")
 
 
-def load_evaluator(name: str) -> Any:
-    """`--evaluator NAME` -> the evaluate function (exit 2 naming the known ones)."""
-    from auxnas.evaluator.plugins import EVALUATORS, PluginError, load_callable
-
-    try:
-        return load_callable(name, EVALUATORS)
-    except PluginError as e:
-        fail(f"--evaluator: {e}")
-
-
-def check_surrogate() -> None:
-    """`--evaluator surrogate`: its file loads (one line naming the problem, else exit 2), and
-    the trials read it by absolute path whatever their working directory."""
-    import os
-
-    from auxnas.evaluator.surrogate import ENV, SurrogateError, load_surrogate, surrogate_path
-
-    try:
-        os.environ[ENV] = str(Path(surrogate_path()).resolve())
-        load_surrogate(os.environ[ENV])
-    except SurrogateError as e:
-        fail(str(e))
-
-
-def _run(
-    config: SearchConfig,
-    storage: Any,
-    resume_id: int | None,
-    runs_dir: Path,
-    lease: float,
-    evaluate_fn: Any,
-    calibrate_only: bool = False,
-) -> tuple[SearchOutcome, Path]:
-    """Run the search under a lease; returns its outcome and run directory."""
-
-    from auxnas.cli.search_run import start_run
-    from auxnas.db.storage import LeaseLost
-
-    start_ray()
-
-    run = start_run(storage, config, resume_id, runs_dir, lease)
-    try:
-        return _drive(config, run, evaluate_fn, calibrate_only), run.run_dir
-    except LeaseLost as e:
-        fail(f"search {run.search_id} was taken over ({e}); this process stopped working on it")
-    finally:
-        run.close()
-        storage.dispose()
-
-
-def _drive(
-    config: SearchConfig, run: CliRun, evaluate_fn: Any, calibrate_only: bool = False
-) -> SearchOutcome:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    from auxnas.controller.driver import SearchDriver, SearchProgress
-    from auxnas.db.storage import LeaseLost
-
-    console = Console(stderr=True)
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn(
-            "cached {task.fields[cached]}  failed {task.fields[failed]}  best {task.fields[best]}  "
-            "evaluations {task.fields[evaluations]}  cpu {task.fields[cpu]}"
-        ),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-    )
-    task = progress.add_task(
-        "baselines", total=config.search.budget, cached=0, failed=0, best="-", evaluations=0, cpu="0 s"
-    )
-
-    def on_progress(p: SearchProgress) -> None:
-        best = f"{p.best_reward:.4f}" if p.best_reward is not None else "-"
-        if p.phase == "calibration" or (calibrate_only and p.phase == "done"):  # spends no budget
-            progress.update(
-                task, completed=p.calibrated, total=p.calibration_total, description="calibration"
-            )
-            return
-        counts = {"evaluations": p.evaluations, "cpu": f"{p.cpu_seconds:.0f} s", "cached": p.cached}
-        if p.phase == "confirmation":  # the budget is spent: the bar counts confirmation rows
-            progress.update(
-                task, completed=p.confirmed, total=p.confirmation_total, description="confirmation", **counts
-            )
-            return
-        label = {"search": f"search it {p.iteration}", "racing": f"racing it {p.iteration}"}.get(
-            p.phase, p.phase
-        )
-        progress.update(
-            task,
-            completed=p.evaluated,
-            total=config.search.budget,
-            description=label,
-            failed=p.failed,
-            best=best,
-            **counts,
-        )
-
-    driver = SearchDriver(
-        config,
-        run.storage,
-        run.search_id,
-        run.run_dir,
-        evaluate_fn=evaluate_fn,
-        on_progress=on_progress,
-        calibrate_only=calibrate_only,
-    )
-    what = "resuming" if run.resume else "starting"
-    if calibrate_only:
-        cal = config.search.calibrate
-        console.print(
-            f"{what} calibration (search {run.search_id}) {config.name!r}: Joint, basic and {cal.genotypes} "
-            f"random genotypes x {cal.replicates} replicates, {config.search.parallel_trials} parallel, "
-            f"run {run.run_dir}"
-        )
-    else:
-        console.print(
-            f"{what} search {run.search_id} {config.name!r}: strategy {config.search.strategy}, "
-            f"budget {config.search.budget}, {config.search.parallel_trials} parallel, run {run.run_dir}"
-        )
-    try:
-        with progress:
-            outcome = driver.run(resume=run.resume)
-    except KeyboardInterrupt:
-        run.hand_back()
-        console.print(
-            f"interrupted: continue with `auxnas search {_config_hint(config)} --resume {run.search_id}`"
-        )
-        raise typer.Exit(130) from None
-    if run.storage.lease_lost.is_set():
-        raise LeaseLost("the lease was renewed by someone else")
-    return outcome
-
-
-def _config_hint(config: SearchConfig) -> str:
-    import sys
-
-    args = [a for a in sys.argv[1:] if a.endswith((".yaml", ".yml"))]
-    return args[0] if args else "CONFIG"
-
-
 def _score_name(values: dict[str, float]) -> str | None:
     """The metric a task is scored by (the built-in tasks' `score_metric`), else its first one."""
     from auxnas.evaluator.tasks import Task
@@ -302,20 +158,35 @@ def _score_name(values: dict[str, float]) -> str | None:
 
 def _print_summary(config: SearchConfig, outcome: SearchOutcome) -> None:
     from rich.console import Console
-    from rich.table import Table
 
-    from auxnas.search_space import parse_genotype
-
-    console = Console()
     from auxnas.controller.export import answer_trial
 
+    console = Console()
     index = answer_trial(outcome.answer)
     chosen = next((t for t in outcome.trials if t.index == index), None) if index is not None else None
     label = ("answer" if outcome.answer.get("recommended") else "quoted") if chosen else "best found"
     chosen = chosen or outcome.best
     # the answer's module, or the best single-seed reward when the search has no answer
-    rows = (("Joint", outcome.joint), ("basic", outcome.basic), (label, chosen))
-    # one column per task: the metric it is scored by (the reward is their geometric mean)
+    console.print(
+        _summary_table(config, outcome, (("Joint", outcome.joint), ("basic", outcome.basic), (label, chosen)))
+    )
+    console.print(
+        f"candidates evaluated {outcome.evaluated}/{config.search.budget}, cached {outcome.cached}, "
+        f"failed {outcome.failed}, controller iterations {outcome.iterations}; evaluations "
+        f"(candidate x seed) {outcome.evaluations}, {outcome.cpu_seconds:.0f} CPU-s, {outcome.elapsed:.0f} s"
+        + (f" ({outcome.stop_reason})" if outcome.stop_reason else "")
+    )
+    if chosen is not None and chosen.genotype is not None:
+        _print_genotype(console, label, chosen)
+    if outcome.answer:
+        console.print(f"answer: {outcome.answer['verdict']}", soft_wrap=True)
+
+
+def _summary_table(config: SearchConfig, outcome: SearchOutcome, rows: tuple) -> Any:
+    """Transposed (one column per trial) so that any number of tasks fits a narrow terminal."""
+    from rich.table import Table
+
+    # one line per task: the metric it is scored by (the reward is their geometric mean)
     scored = [t for _, t in rows if t is not None and t.reward is not None]
     task_metrics = {
         task: name
@@ -324,48 +195,43 @@ def _print_summary(config: SearchConfig, outcome: SearchOutcome) -> None:
         if (name := _score_name(t.metrics.get(task, {})))
     }
     joint_reward = outcome.joint.reward if outcome.joint else None
-    # transposed (one column per trial) so that any number of tasks fits a narrow terminal
     table = Table(title=f"search {config.name!r}: {outcome.status}")
     table.add_column("")
     for label, _ in rows:
         table.add_column(label, justify="right")
-
-    def cell(trial: TrialRecord | None, what: str) -> str:
-        if trial is None:
-            return "not run" if what == "reward" else ""
-        if what == "trial":
-            return f"#{trial.index}"
-        if trial.reward is None:
-            return f"failed ({(trial.error or {}).get('type', 'error')})" if what == "reward" else ""
-        if what == "reward":
-            return f"{trial.reward:.4f}"
-        if what == "vs Joint":
-            return f"{trial.reward - joint_reward:+.4f}" if joint_reward is not None else "-"
-        if what == "aux params":
-            return f"{trial.aux_params:,}"
-        if what == "seconds":
-            return f"{trial.seconds:.1f}"
-        task, metric = what.split(" ", 1)
-        value = trial.metrics.get(task, {}).get(metric)
-        return f"{value:.4f}" if value is not None else "-"
-
     lines = ["trial", "reward", "vs Joint", *(f"{t} {m}" for t, m in task_metrics.items()), "aux params"]
     for what in [*lines, "seconds"]:
-        table.add_row(what, *(cell(trial, what) for _, trial in rows))
-    console.print(table)
-    console.print(
-        f"candidates evaluated {outcome.evaluated}/{config.search.budget}, cached {outcome.cached}, "
-        f"failed {outcome.failed}, controller iterations {outcome.iterations}; evaluations "
-        f"(candidate x seed) {outcome.evaluations}, {outcome.cpu_seconds:.0f} CPU-s, {outcome.elapsed:.0f} s"
-        + (f" ({outcome.stop_reason})" if outcome.stop_reason else "")
-    )
-    if chosen is not None and chosen.genotype is not None:
-        genotype = parse_genotype(chosen.genotype)
-        console.print(f"{label} genotype ({genotype.canonical_hash()}, trial {chosen.index}):")
-        for cell in genotype.cells:
-            console.print(
-                f"  {cell.task}:{cell.index} = {cell.aggregator}("
-                f"{cell.adaptors[0]}({cell.inputs[0]}), {cell.adaptors[1]}({cell.inputs[1]}))"
-            )
-    if outcome.answer:
-        console.print(f"answer: {outcome.answer['verdict']}", soft_wrap=True)
+        table.add_row(what, *(_cell(trial, what, joint_reward) for _, trial in rows))
+    return table
+
+
+def _cell(trial: TrialRecord | None, what: str, joint_reward: float | None) -> str:
+    if trial is None:
+        return "not run" if what == "reward" else ""
+    if what == "trial":
+        return f"#{trial.index}"
+    if trial.reward is None:
+        return f"failed ({(trial.error or {}).get('type', 'error')})" if what == "reward" else ""
+    if what == "reward":
+        return f"{trial.reward:.4f}"
+    if what == "vs Joint":
+        return f"{trial.reward - joint_reward:+.4f}" if joint_reward is not None else "-"
+    if what == "aux params":
+        return f"{trial.aux_params:,}"
+    if what == "seconds":
+        return f"{trial.seconds:.1f}"
+    task, metric = what.split(" ", 1)
+    value = trial.metrics.get(task, {}).get(metric)
+    return f"{value:.4f}" if value is not None else "-"
+
+
+def _print_genotype(console: Any, label: str, trial: TrialRecord) -> None:
+    from auxnas.search_space import parse_genotype
+
+    genotype = parse_genotype(trial.genotype)
+    console.print(f"{label} genotype ({genotype.canonical_hash()}, trial {trial.index}):")
+    for cell in genotype.cells:
+        console.print(
+            f"  {cell.task}:{cell.index} = {cell.aggregator}("
+            f"{cell.adaptors[0]}({cell.inputs[0]}), {cell.adaptors[1]}({cell.inputs[1]}))"
+        )

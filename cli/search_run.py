@@ -15,23 +15,20 @@ import socket
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from auxnas.cli.main import fail
+from auxnas.cli.main import fail, start_ray
 from auxnas.evaluator import defaults
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from auxnas.controller.config import SearchConfig
+    from auxnas.controller.driver import SearchOutcome
     from auxnas.db.storage import SqlStorage
     from auxnas.worker.loop import Heartbeat
 
 RESUME_LATEST = "latest"  # `--resume` given without an id
-
-
-def open_database() -> SqlStorage:
-    from auxnas.cli.service import _storage
-
-    return _storage(None)
 
 
 def resume_target(storage: SqlStorage, config: SearchConfig, resume: str) -> int:
@@ -94,3 +91,84 @@ def start_run(
     heartbeat = Heartbeat(fenced, sid, lease_seconds, until)
     heartbeat.start()
     return CliRun(fenced, sid, run_dir, resume_id is not None, heartbeat)
+
+
+def run_search(
+    config: SearchConfig,
+    storage: SqlStorage,
+    resume_id: int | None,
+    runs_dir: Path,
+    lease: float,
+    evaluate_fn: Any,
+    calibrate_only: bool = False,
+) -> tuple[SearchOutcome, Path]:
+    """Run the search here under a lease, with a progress bar; returns its outcome and run
+    directory (`calibrate_only`: the calibration phase alone, `auxnas calibrate`)."""
+    from auxnas.db.storage import LeaseLost
+
+    start_ray()
+    run = start_run(storage, config, resume_id, runs_dir, lease)
+    try:
+        return drive(config, run, evaluate_fn, calibrate_only), run.run_dir
+    except LeaseLost as e:
+        fail(f"search {run.search_id} was taken over ({e}); this process stopped working on it")
+    finally:
+        run.close()
+        storage.dispose()
+
+
+def drive(config: SearchConfig, run: CliRun, evaluate_fn: Any, calibrate_only: bool = False) -> SearchOutcome:
+    """The driver of `run`, to its end; Ctrl-C hands the search back (exit 130)."""
+    import typer
+    from rich.console import Console
+
+    from auxnas.cli.search_progress import progress_bar
+    from auxnas.controller.driver import SearchDriver
+    from auxnas.db.storage import LeaseLost
+
+    console = Console(stderr=True)
+    progress, on_progress = progress_bar(config, console, calibrate_only)
+    driver = SearchDriver(
+        config,
+        run.storage,
+        run.search_id,
+        run.run_dir,
+        evaluate_fn=evaluate_fn,
+        on_progress=on_progress,
+        calibrate_only=calibrate_only,
+    )
+    _announce(console, config, run, calibrate_only)
+    try:
+        with progress:
+            outcome = driver.run(resume=run.resume)
+    except KeyboardInterrupt:
+        run.hand_back()
+        console.print(f"interrupted: continue with `auxnas search {_config_hint()} --resume {run.search_id}`")
+        raise typer.Exit(130) from None
+    if run.storage.lease_lost.is_set():
+        raise LeaseLost("the lease was renewed by someone else")
+    return outcome
+
+
+def _announce(console: Console, config: SearchConfig, run: CliRun, calibrate_only: bool) -> None:
+    what = "resuming" if run.resume else "starting"
+    s = config.search
+    if calibrate_only:
+        console.print(
+            f"{what} calibration (search {run.search_id}) {config.name!r}: Joint, basic and "
+            f"{s.calibrate.genotypes} random genotypes x {s.calibrate.replicates} replicates, "
+            f"{s.parallel_trials} parallel, run {run.run_dir}"
+        )
+    else:
+        console.print(
+            f"{what} search {run.search_id} {config.name!r}: strategy {s.strategy}, "
+            f"budget {s.budget}, {s.parallel_trials} parallel, run {run.run_dir}"
+        )
+
+
+def _config_hint() -> str:
+    """The config file this command was given (for the resume hint), else CONFIG."""
+    import sys
+
+    args = [a for a in sys.argv[1:] if a.endswith((".yaml", ".yml"))]
+    return args[0] if args else "CONFIG"

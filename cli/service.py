@@ -10,24 +10,13 @@ import socket
 import subprocess
 import sys
 import threading
-from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import typer
 
+from auxnas.cli.database import DB_OPTION, open_storage
+from auxnas.cli.evaluators import EVALUATOR_HELP, load_evaluator
 from auxnas.cli.main import fail
-from auxnas.cli.search import EVALUATOR_HELP
-from auxnas.controller.status import SearchStatus, TrialStatus
-
-DB_OPTION = typer.Option(
-    None,
-    "--database-url",
-    envvar="AUXNAS_DATABASE_URL",
-    help="SQLAlchemy URL of the database [env AUXNAS_DATABASE_URL; default sqlite:///auxnas.db].",
-    show_default=False,
-)
 
 
 class Shutdown(BaseException):
@@ -37,21 +26,7 @@ class Shutdown(BaseException):
 def register(app: typer.Typer) -> None:
     app.command()(serve)
     app.command()(worker)
-    app.command()(status)
     app.command()(export)
-
-
-def _storage(database_url: str | None):  # noqa: ANN202
-    from auxnas.db.engine import DatabaseError
-    from auxnas.db.migrate import migrate
-    from auxnas.db.storage import SqlStorage
-
-    try:
-        storage = SqlStorage(database_url, owner=None)
-        migrate(engine=storage.engine)
-    except DatabaseError as e:
-        fail(str(e))
-    return storage
 
 
 def _logging(level: str = "INFO") -> None:
@@ -191,7 +166,6 @@ def worker(
     evaluator: str = typer.Option("train", "--evaluator", help=EVALUATOR_HELP, metavar="NAME"),
 ) -> None:
     """Claim queued searches (and ones whose worker died) from the database and run them."""
-    from auxnas.cli.search import load_evaluator
     from auxnas.evaluator.priority import lower_priority
     from auxnas.worker.loop import Worker
     from auxnas.worker.parent_watch import exit_with_parent
@@ -204,7 +178,7 @@ def worker(
     except ValueError as e:
         fail(str(e))
     fn = load_evaluator(evaluator)
-    storage = _storage(database_url)
+    storage = open_storage(database_url)
     try:
         where = ensure_ray()
     except RayStartError as e:
@@ -227,208 +201,6 @@ def worker(
         storage.dispose()
 
 
-# --- status --------------------------------------------------------------------------------
-
-
-def status(
-    search_id: int = typer.Argument(None, help="A search id: details and its latest trials."),
-    database_url: str | None = DB_OPTION,
-    limit: int = typer.Option(20, "--limit", min=1, help="Rows to show (searches, or trials of one search)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
-) -> None:
-    """Show searches (newest first), or one search and its latest trials."""
-    storage = _storage(database_url)
-    try:
-        if search_id is None:
-            _status_all(storage, limit, as_json)
-        else:
-            _status_one(storage, search_id, limit, as_json)
-    finally:
-        storage.dispose()
-
-
-def _status_all(storage, limit: int, as_json: bool) -> None:  # noqa: ANN001
-    items, total = storage.list_searches(0, limit)
-    if as_json:
-        typer.echo(
-            json.dumps(
-                {"total": total, "items": [_plain(s.to_dict(), drop=("config",)) for s in items]}, indent=2
-            )
-        )
-        return
-    if not items:
-        typer.echo("no searches yet (POST /searches, or `auxnas search CONFIG`)")
-        return
-    from auxnas.cli.tables import console, figure_column, new_table, text_column
-
-    # 80 columns: the worker and the timestamps of one search are in `auxnas status ID`
-    table = new_table(f"searches ({len(items)} of {total}, newest first)", compact=True)
-    figure_column(table, "id")
-    for col in ("name", "status", "progress"):
-        text_column(table, col)
-    for col in ("best", "joint", "basic"):
-        figure_column(table, col)
-    text_column(table, "created")
-    for s in items:
-        p = s.progress
-        table.add_row(
-            str(s.id),
-            s.name,
-            s.status
-            + (" (cancelling)" if s.cancel_requested and s.status == SearchStatus.RUNNING else "")
-            + (" (interrupted)" if interrupted(s) else ""),
-            f"{p.evaluated}/{p.budget}"
-            + (f" {p.cached} cached" if p.cached else "")
-            + (f" {p.failed} failed" if p.failed else ""),
-            _num(s.best_reward),
-            _num(s.baselines.get("joint")),
-            _num(s.baselines.get("basic")),
-            _when(s.created_at),
-        )
-    console().print(table)
-
-
-def _status_one(storage, search_id: int, limit: int, as_json: bool) -> None:  # noqa: ANN001
-    s = storage.summary(search_id)
-    if s is None:
-        fail(f"search {search_id} does not exist")
-    _, total = storage.trial_page(search_id, 0, 1)
-    rows, _ = storage.trial_page(search_id, max(0, total - limit), limit)
-    running, _ = storage.trial_page(search_id, 0, 100, status=TrialStatus.RUNNING)
-    pairing = storage.pairing(search_id)
-    if as_json:
-        doc = _plain(s.to_dict())
-        doc["trials"] = [_plain({**t.to_dict(), **asdict(pairing.of(t))}) for t in rows]
-        doc["running"] = [_plain(t.to_dict()) for t in running]
-        typer.echo(json.dumps(doc, indent=2, default=_plain_value))
-        return
-    p = s.progress
-    lines = [
-        f"search {s.id} {s.name!r}: {s.status}" + (" (cancel requested)" if s.cancel_requested else ""),
-        f"progress   {p.evaluated}/{p.budget} evaluated, {p.cached} cached, {p.failed} failed, "
-        f"{p.running} running, {p.waiting} waiting, {p.trials} trials",
-        f"cost       {p.evaluations} evaluations (candidate x seed), {p.cpu_seconds:.0f} CPU-s",
-        f"best       {_num(s.best_reward)}"
-        + (f" (trial {s.best_trial})" if s.best_trial is not None else ""),
-        f"baselines  joint {_num(s.baselines.get('joint'))}, basic {_num(s.baselines.get('basic'))}",
-        f"created    {_when(s.created_at)}; started {_when(s.started_at)}; finished {_when(s.finished_at)}",
-        f"worker     {s.worker_id or '-'} (attempts {s.attempts}, heartbeat {_when(s.heartbeat_at)})",
-        f"checkpoint {s.checkpoint_dir or '-'}",
-    ]
-    if s.error:
-        lines.append(f"error      {s.error}")
-    if interrupted(s):
-        lines.append(
-            f"interrupted its lease expired at {_when(s.lease_expires_at)}: `auxnas search CONFIG --resume {s.id}` "
-            "or any worker continues it"
-        )
-    if s.answer:
-        lines.append(f"answer     {s.answer.get('verdict')}")
-    elif s.status in ("queued", "running"):
-        lines.append("answer     none yet (racing, then confirmation on fresh seeds, after the budget)")
-    if s.fidelity:
-        f = s.fidelity
-        lines.append(
-            f"fidelity   {f.get('verdict')}; noise {_num(f.get('noise'))}, spread {_num(f.get('spread'))}, "
-            f"{len(f.get('per_genotype', []))} genotypes x {f.get('replicates')} replicates"
-        )
-    for t in running:
-        node = (t.node or {}).get("ip") or "-"
-        lines.append(
-            f"running    trial {t.index} ({t.kind}, attempt {t.attempts}, on {node}, since {_when(t.started_at)})"
-        )
-    typer.echo("\n".join(lines))
-    if not rows:
-        return
-    _print_trials(rows, total, pairing)
-
-
-def _print_trials(rows: list, total: int, pairing: Any) -> None:
-    """The trials in two tables of at most 80 columns (what each trial is, then its paired
-    gains over Joint), and their errors under them, one line each. The node and the controller
-    iteration of each are in `--json`; the node of a running one is in the lines above."""
-    from auxnas.cli.tables import console, figure_column, new_table, text_column
-
-    span = f"{rows[0].index}..{rows[-1].index} of {total}"
-    trials = new_table(f"trials {span}", compact=True)
-    gains = new_table(f"paired gains over Joint, trials {span}", compact=True)
-    figure_column(trials, "#")
-    for col in ("kind", "phase"):
-        text_column(trials, col)
-    figure_column(trials, "seed")
-    text_column(trials, "status")
-    for col in ("reward", "seconds", "tries"):
-        figure_column(trials, col)
-    for col in ("#", "gain", "mean gain (seeds)"):
-        figure_column(gains, col)
-    text_column(gains, "genotype")
-    for t in rows:
-        g = pairing.of(t)
-        seed = (
-            "-"
-            if t.seed is None and t.phase == "calibration"
-            else pairing.default_seed
-            if t.seed is None
-            else t.seed
-        )
-        trials.add_row(
-            str(t.index),
-            t.kind,
-            t.phase,
-            str(seed),
-            t.status,
-            _num(t.reward),
-            f"{t.seconds:.1f}",
-            str(t.attempts),
-        )
-        gains.add_row(str(t.index), _signed(g.gain), _mean_gain(g), t.genotype_hash or "-")
-    out = console()
-    out.print(trials)
-    out.print(gains)
-    for t in rows:
-        if t.error:
-            out.print(
-                f"trial {t.index}: {t.error.get('type')}: {t.error.get('message')}"[:300], highlight=False
-            )
-
-
-def interrupted(s: Any) -> bool:
-    """A search whose lease expired (`db.models.lease_expired`): its holder died; resumable."""
-    from auxnas.db.models import lease_expired
-
-    return lease_expired(s.status, s.lease_expires_at, datetime.now(timezone.utc))
-
-
-def _plain_value(v: Any) -> Any:
-    return v.isoformat() if isinstance(v, datetime) else str(v)
-
-
-def _plain(d: dict[str, Any], drop: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in d.items() if k not in drop}
-
-
-def _num(x: float | None) -> str:
-    return "-" if x is None else f"{x:.4f}"
-
-
-def _signed(x: float | None) -> str:
-    return "-" if x is None else f"{x:+.4f}"
-
-
-def _mean_gain(g: Any) -> str:
-    """A module's mean paired gain ± its standard error over its seeds in the row's phase group."""
-    if g.mean_gain is None:
-        return "-"
-    se = f" ± {g.gain_se:.4f}" if g.gain_se is not None else ""
-    return f"{g.mean_gain:+.4f}{se} ({len(g.seeds)})"
-
-
-def _when(t: datetime | None) -> str:
-    if t is None:
-        return "-"
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-
-
 # --- export --------------------------------------------------------------------------------
 
 
@@ -440,10 +212,11 @@ def export(
     """Write the answer's genotype of a search as genotype JSON version 2: `recommended`, and the
     confirmation figures under `answer`. When no module beats Joint it is the module the verdict
     quotes, with recommended false; before the search has an answer, its best trial so far."""
+    from auxnas.cli.status import number
     from auxnas.db.storage import UnknownSearch
     from auxnas.search_space import GenotypeError, parse_genotype
 
-    storage = _storage(database_url)
+    storage = open_storage(database_url)
     try:
         doc = storage.best_genotype_json(search_id)
     except UnknownSearch:
@@ -462,7 +235,7 @@ def export(
         output.write_text(json.dumps(doc, indent=2) + "\n")
     except OSError as e:
         fail(f"--output: cannot write {output} ({e.strerror or e})")
-    typer.echo(f"wrote {output}: {genotype.summary()}, reward {_num(doc.get('reward'))}")
+    typer.echo(f"wrote {output}: {genotype.summary()}, reward {number(doc.get('reward'))}")
     if doc.get("answer"):
         what = "recommended" if doc["recommended"] else "NOT recommended"
         typer.echo(f"{what}: {doc['answer']['verdict']}")

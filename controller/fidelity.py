@@ -19,6 +19,7 @@ candidate for a target correlation.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -167,6 +168,47 @@ def fidelity_report(
 ) -> FidelityReport:
     """The fidelity figures and verdict; `reward_seeds` is how many seeds each replicate's
     reward already averaged (`train.reward_seeds`). ValueError names the bad input."""
+    k = _check_inputs(rewards, joint, threshold, target, reward_seeds)
+    names, excluded, table, joint_row = _reward_table(rewards, joint)
+    boot = functools.partial(bootstrap_interval, resamples=resamples, level=level, seed=seed)
+    pair_index = list(combinations(range(k), 2))
+
+    def mean_over_pairs(stat: Callable[[np.ndarray, np.ndarray], float]) -> Callable[[np.ndarray], float]:
+        return lambda t: float(np.mean([stat(t[:, a], t[:, b]) for a, b in pair_index]))
+
+    rho = mean_over_pairs(spearman)(table)
+    factor = spearman_brown_factor(rho, target)
+    needed = max(1, math.ceil(factor * reward_seeds - 1e-9)) if factor is not None else None
+    rho_ci = boot(table, mean_over_pairs(spearman))
+    return FidelityReport(
+        genotypes=names,
+        replicates=k,
+        per_genotype=_per_genotype(names, table, joint_row),
+        joint=_joint_figures(joint_row),
+        **_noise_figures(table),
+        pairs=[_pair_figures(table, a, b, boot) for a, b in pair_index],
+        spearman=rho,
+        spearman_ci=rho_ci,
+        kendall=mean_over_pairs(kendall_tau_b)(table),
+        kendall_ci=boot(table, mean_over_pairs(kendall_tau_b)),
+        beat_joint_share=float(np.mean(np.all(table > joint_row, axis=1))) if joint_row is not None else None,
+        target=target,
+        seeds_factor=factor,
+        reward_seeds_needed=needed,
+        threshold=threshold,
+        verdict=_verdict(rho, rho_ci, threshold, target, needed, reward_seeds, len(names)),
+        excluded=excluded,
+    )
+
+
+def _check_inputs(
+    rewards: Mapping[str, Sequence[float | None]],
+    joint: Sequence[float | None] | None,
+    threshold: float,
+    target: float,
+    reward_seeds: int,
+) -> int:
+    """The number of replicates; ValueError naming the first bad argument."""
     if not 0.0 < target < 1.0:
         raise ValueError(f"target: must be in (0, 1), got {target}")
     if not -1.0 <= threshold <= 1.0:
@@ -183,6 +225,14 @@ def fidelity_report(
         raise ValueError(f"rewards: at least {MIN_REPLICATES} replicates are needed, got {k}")
     if joint is not None and len(joint) != k:
         raise ValueError(f"joint: {len(joint)} rewards for {k} replicates")
+    return k
+
+
+def _reward_table(
+    rewards: Mapping[str, Sequence[float | None]], joint: Sequence[float | None] | None
+) -> tuple[list[str], list[str], np.ndarray, np.ndarray | None]:
+    """The genotypes rewarded in every replicate, those excluded, their rewards (genotypes x
+    replicates) and Joint's (None unless it has one in every replicate)."""
     names, excluded = [], []
     for name, values in rewards.items():
         (names if all(_finite(v) for v in values) else excluded).append(name)
@@ -191,14 +241,16 @@ def fidelity_report(
             f"rewards: at least {MIN_GENOTYPES} genotypes with a reward in every replicate are needed, "
             f"got {len(names)}"
         )
-    table = np.array([[float(v) for v in rewards[n]] for n in names])  # genotypes x replicates
+    table = np.array([[float(v) for v in rewards[n]] for n in names])
     joint_row = (
         np.array([float(v) for v in joint]) if joint is not None and all(map(_finite, joint)) else None
     )
+    return names, excluded, table, joint_row
 
-    means = table.mean(axis=1)
-    stds = table.std(axis=1, ddof=1)
-    per_genotype = [
+
+def _per_genotype(names: list[str], table: np.ndarray, joint_row: np.ndarray | None) -> list[dict[str, Any]]:
+    means, stds = table.mean(axis=1), table.std(axis=1, ddof=1)
+    return [
         {
             "name": n,
             "rewards": table[i].tolist(),
@@ -208,79 +260,40 @@ def fidelity_report(
         }
         for i, n in enumerate(names)
     ]
-    pair_index = list(combinations(range(k), 2))
-    pairs = []
-    for a, b in pair_index:
-        pairs.append(
-            PairFigures(
-                replicates=(a, b),
-                spearman=spearman(table[:, a], table[:, b]),
-                spearman_ci=bootstrap_interval(
-                    table[:, [a, b]],
-                    lambda t: spearman(t[:, 0], t[:, 1]),
-                    resamples=resamples,
-                    level=level,
-                    seed=seed,
-                ),
-                kendall=kendall_tau_b(table[:, a], table[:, b]),
-                kendall_ci=bootstrap_interval(
-                    table[:, [a, b]],
-                    lambda t: kendall_tau_b(t[:, 0], t[:, 1]),
-                    resamples=resamples,
-                    level=level,
-                    seed=seed,
-                ),
-            )
-        )
 
-    def mean_over_pairs(stat: Callable[[np.ndarray, np.ndarray], float]) -> Callable[[np.ndarray], float]:
-        return lambda t: float(np.mean([stat(t[:, a], t[:, b]) for a, b in pair_index]))
 
-    rho = mean_over_pairs(spearman)(table)
-    rho_ci = bootstrap_interval(table, mean_over_pairs(spearman), resamples=resamples, level=level, seed=seed)
-    tau = mean_over_pairs(kendall_tau_b)(table)
-    tau_ci = bootstrap_interval(
-        table, mean_over_pairs(kendall_tau_b), resamples=resamples, level=level, seed=seed
-    )
-    factor = spearman_brown_factor(rho, target)
-    needed = max(1, math.ceil(factor * reward_seeds - 1e-9)) if factor is not None else None
-    spread = float(np.std(means, ddof=1))
-    noise = float(math.sqrt(np.mean(stds**2)))
-    # the same after each replicate's mean over the genotypes is taken out: a shift that moves
-    # every candidate of a replicate together (under common random numbers, most of `noise` with
-    # few replicates) cannot reorder them; this is the part that can
+def _joint_figures(joint_row: np.ndarray | None) -> dict[str, Any] | None:
+    if joint_row is None:
+        return None
+    return {
+        "rewards": joint_row.tolist(),
+        "mean": float(joint_row.mean()),
+        "std": float(joint_row.std(ddof=1)),
+    }
+
+
+def _noise_figures(table: np.ndarray) -> dict[str, float]:
+    """Spread of the genotypes' means, the pooled within-genotype noise, and that noise once each
+    replicate's mean over the genotypes is taken out: a shift that moves every candidate of a
+    replicate together (under common random numbers, most of the noise with few replicates)
+    cannot reorder them; the centred noise is the part that can."""
+    stds = table.std(axis=1, ddof=1)
     centred = table - table.mean(axis=0, keepdims=True)
-    centred_noise = float(math.sqrt(np.mean(centred.std(axis=1, ddof=1) ** 2)))
-    beat = float(np.mean(np.all(table > joint_row, axis=1))) if joint_row is not None else None
-    verdict = _verdict(rho, rho_ci, threshold, target, needed, reward_seeds, len(names))
-    return FidelityReport(
-        genotypes=names,
-        replicates=k,
-        per_genotype=per_genotype,
-        joint=(
-            {
-                "rewards": joint_row.tolist(),
-                "mean": float(joint_row.mean()),
-                "std": float(joint_row.std(ddof=1)),
-            }
-            if joint_row is not None
-            else None
-        ),
-        spread=spread,
-        noise=noise,
-        centred_noise=centred_noise,
-        pairs=pairs,
-        spearman=rho,
-        spearman_ci=rho_ci,
-        kendall=tau,
-        kendall_ci=tau_ci,
-        beat_joint_share=beat,
-        target=target,
-        seeds_factor=factor,
-        reward_seeds_needed=needed,
-        threshold=threshold,
-        verdict=verdict,
-        excluded=excluded,
+    return {
+        "spread": float(np.std(table.mean(axis=1), ddof=1)),
+        "noise": float(math.sqrt(np.mean(stds**2))),
+        "centred_noise": float(math.sqrt(np.mean(centred.std(axis=1, ddof=1) ** 2))),
+    }
+
+
+def _pair_figures(table: np.ndarray, a: int, b: int, boot: Callable[..., Any]) -> PairFigures:
+    pair = table[:, [a, b]]
+    return PairFigures(
+        replicates=(a, b),
+        spearman=spearman(table[:, a], table[:, b]),
+        spearman_ci=boot(pair, lambda t: spearman(t[:, 0], t[:, 1])),
+        kendall=kendall_tau_b(table[:, a], table[:, b]),
+        kendall_ci=boot(pair, lambda t: kendall_tau_b(t[:, 0], t[:, 1])),
     )
 
 

@@ -362,15 +362,7 @@ class _Trial:
         for module in self._modules():
             module.to(dev)
 
-        decayed = [p for m in (self.model, self.aux) if m is not None for p in m.parameters()]
-        groups = [{"params": decayed, "weight_decay": tc.weight_decay}]
-        if list(self.weighting.parameters()):
-            groups.append({"params": list(self.weighting.parameters()), "weight_decay": 0.0})
-        if tc.optimizer == "sgd":
-            self.optimizer: torch.optim.Optimizer = torch.optim.SGD(groups, lr=tc.lr, momentum=0.9)
-        else:
-            self.optimizer = torch.optim.Adam(groups, lr=tc.lr)
-
+        self.optimizer = self._optimizer()
         self.use_amp = dev.type == "cuda" and tc.amp
         bf16 = self.use_amp and torch.cuda.is_bf16_supported()
         self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
@@ -381,6 +373,17 @@ class _Trial:
 
     def _modules(self) -> list[nn.Module]:
         return [m for m in (self.model, self.aux, self.weighting) if m is not None]
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        """Weight decay on the networks' parameters, none on the task weighting's."""
+        tc = self.config.train
+        decayed = [p for m in (self.model, self.aux) if m is not None for p in m.parameters()]
+        groups = [{"params": decayed, "weight_decay": tc.weight_decay}]
+        if list(self.weighting.parameters()):
+            groups.append({"params": list(self.weighting.parameters()), "weight_decay": 0.0})
+        if tc.optimizer == "sgd":
+            return torch.optim.SGD(groups, lr=tc.lr, momentum=0.9)
+        return torch.optim.Adam(groups, lr=tc.lr)
 
     # --- training -------------------------------------------------------------------------
     def _batches(self):

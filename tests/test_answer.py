@@ -24,6 +24,7 @@ from auxnas.controller.answer import (
     training_seeds,
     unconfirmed,
 )
+from auxnas.controller.answer_simulation import Scenario, candidate_key, rates, simulate_search
 from auxnas.controller.confirmation import (
     BASIC,
     confirm,
@@ -43,7 +44,6 @@ from auxnas.controller.racing import (
     rung_ranking,
     summarize,
 )
-from tests.answer_sim import Scenario, candidate_key, rates, simulate_search
 
 SIMS = 200
 

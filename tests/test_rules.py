@@ -211,3 +211,73 @@ def test_every_part_finds_the_data_and_cache_directories_where_the_environment_s
     with pytest.raises(PolicyError, match="leads outside it"):
         check_caller_config(tiny_search_config(data={"root": "out/cache"}))
     assert run_dir(tmp_path / "data", 7) == tmp_path / "data" / "search-7"
+
+
+# --- imports: no circles (imports inside functions included), bench and product off tests/ -------
+
+PRODUCT = ("api", "cli", "controller", "db", "evaluator", "search_space", "worker")
+
+
+def _imports(path) -> set[str]:
+    import ast
+
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+    return out
+
+
+def _product_modules() -> dict[str, object]:
+    from tests.service_support import REPO
+
+    mods = {}
+    for pkg in PRODUCT:
+        for f in (REPO / pkg).rglob("*.py"):
+            if "migrations" not in f.parts:
+                name = ".".join(("auxnas", *f.relative_to(REPO).with_suffix("").parts))
+                mods[name.removesuffix(".__init__")] = f
+    return mods
+
+
+def test_no_module_imports_itself_back_through_others():
+    mods = _product_modules()
+    graph = {m: {t for t in _imports(f) if t in mods and t != m} for m, f in mods.items()}
+
+    def reaches(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in graph[todo.pop()] - seen:
+                seen.add(nxt)
+                todo.append(nxt)
+        return seen
+
+    # a package (auxnas.x) re-exports its own modules: those edges are not circles
+    circles = sorted(m for m in graph if m in reaches(m) and m.count(".") != 1)
+    assert circles == []
+
+
+def test_bench_examples_and_the_product_never_import_the_tests():
+    from tests.service_support import REPO
+
+    files = [f for d in ("bench", "examples", *PRODUCT) for f in (REPO / d).rglob("*.py")]
+    assert files
+    offenders = [
+        str(f.relative_to(REPO)) for f in files if any(m.split(".")[0] == "tests" for m in _imports(f))
+    ]
+    assert offenders == []
+
+
+def test_product_functions_are_short():
+    import importlib.util
+
+    from tests.service_support import REPO
+
+    spec = importlib.util.spec_from_file_location("function_lengths", REPO / "tools" / "function_lengths.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    rows = tool.function_lengths(REPO)
+    assert len(rows) > 500
+    assert [r for r in rows if r[0] > 60] == []

@@ -27,6 +27,7 @@ import json
 import math
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +154,9 @@ def _rot_z(a: float) -> np.ndarray:
     return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
 
 
+_NEAR = -1.0  # the room's back wall, behind the camera (z)
+
+
 class _Hits:
     """Nearest hit so far per ray: distance, class, world normal, albedo."""
 
@@ -183,31 +187,50 @@ def _object_colour(rng: np.random.Generator, cls: int, hard: bool) -> np.ndarray
     return _hsv(rng, (0.0, 1.0, 0.1, 0.9, 0.3, 0.95) if hard else _PALETTE[cls])
 
 
-def render_scene(rng: np.random.Generator, rays_cam: np.ndarray, r: int, difficulty: str) -> dict | None:
-    """One scene; None when no object is visible (the caller draws another)."""
-    hard = difficulty == "hard"
-    width, height, far = rng.uniform(4.0, 7.0), rng.uniform(2.5, 3.2), rng.uniform(6.0, 9.0)
-    near = -1.0
-    eye = np.array([rng.uniform(-0.25, 0.25) * width, rng.uniform(1.1, 1.7), 0.0])
-    # camera (x right, y down, z fwd) -> world (x right, y up, z fwd), then pitch down and yaw
-    flip = np.diag([1.0, -1.0, 1.0])
-    roll = _rot_z(rng.uniform(-0.15, 0.15)) if hard else np.eye(3)
-    cam_to_world = _rot_y(rng.uniform(-0.3, 0.3)) @ _rot_x(rng.uniform(0.1, 0.45)) @ flip @ roll
-    d = rays_cam @ cam_to_world.T  # (R, 3); hit = eye + t * d and z-depth == t
-    d_safe = np.where(np.abs(d) < 1e-12, 1e-12, d)
-    hits = _Hits(len(d))
+@dataclass
+class _View:
+    """A scene's room and camera: rays `d` (world frame) leave `eye`; hit = eye + t * d."""
 
-    # the room: the camera is inside an axis-aligned box; the exit face is what it sees
-    lo = np.array([-width / 2, 0.0, near])
-    hi = np.array([width / 2, height, far])
-    t_exit_axis = np.maximum((lo - eye) / d_safe, (hi - eye) / d_safe)  # (R, 3)
+    width: float
+    height: float
+    far: float
+    eye: np.ndarray
+    cam_to_world: np.ndarray
+    d: np.ndarray
+
+
+def _view(rng: np.random.Generator, rays_cam: np.ndarray, roll: bool) -> _View:
+    """Draw the room's size and the camera: camera (x right, y down, z fwd) -> world (x right,
+    y up, z fwd), then pitch down and yaw (and a small roll when `roll`)."""
+    width, height, far = rng.uniform(4.0, 7.0), rng.uniform(2.5, 3.2), rng.uniform(6.0, 9.0)
+    eye = np.array([rng.uniform(-0.25, 0.25) * width, rng.uniform(1.1, 1.7), 0.0])
+    flip = np.diag([1.0, -1.0, 1.0])
+    tilt = _rot_z(rng.uniform(-0.15, 0.15)) if roll else np.eye(3)
+    cam_to_world = _rot_y(rng.uniform(-0.3, 0.3)) @ _rot_x(rng.uniform(0.1, 0.45)) @ flip @ tilt
+    return _View(width, height, far, eye, cam_to_world, rays_cam @ cam_to_world.T)
+
+
+def _room_hits(v: _View) -> _Hits:
+    """The room: the camera is inside an axis-aligned box; the exit face is what each ray sees
+    (distance, geometric class and normal; albedo left black)."""
+    d = v.d
+    n = len(d)
+    d_safe = np.where(np.abs(d) < 1e-12, 1e-12, d)
+    lo = np.array([-v.width / 2, 0.0, _NEAR])
+    hi = np.array([v.width / 2, v.height, v.far])
+    t_exit_axis = np.maximum((lo - v.eye) / d_safe, (hi - v.eye) / d_safe)  # (R, 3)
     axis = np.argmin(t_exit_axis, axis=1)
-    t_room = t_exit_axis[np.arange(len(d)), axis]
-    positive = d[np.arange(len(d)), axis] > 0
-    room_normal = np.zeros((len(d), 3))
-    room_normal[np.arange(len(d)), axis] = np.where(positive, -1.0, 1.0)
-    room_cls = np.where(axis == 1, np.where(positive, CEILING, FLOOR), WALL)
-    hit_room = eye + t_room[:, None] * d
+    positive = d[np.arange(n), axis] > 0
+    hits = _Hits(n)
+    hits.t[:] = t_exit_axis[np.arange(n), axis]
+    hits.normal[np.arange(n), axis] = np.where(positive, -1.0, 1.0)
+    hits.cls[:] = np.where(axis == 1, np.where(positive, CEILING, FLOOR), WALL)
+    return hits
+
+
+def _paint_room(rng: np.random.Generator, v: _View, hits: _Hits, hard: bool) -> None:
+    """Floor planks, wall waves and a plain ceiling, each in its own colour."""
+    hit_room = v.eye + hits.t[:, None] * v.d
     floor_col = _hsv(rng, _PALETTE[FLOOR])
     wall_col = _hsv(rng, _PALETTE[WALL])
     ceil_col = _hsv(rng, _PALETTE[CEILING])
@@ -218,42 +241,42 @@ def render_scene(rng: np.random.Generator, rays_cam: np.ndarray, r: int, difficu
     wall_tex = 0.9 + 0.1 * np.sin(hit_room[:, 1] * rng.uniform(3.0, 12.0)) * rng.uniform(
         0.3, 1.0 if hard else 0.6
     )
-    room_albedo = np.where(
-        (room_cls == FLOOR)[:, None],
+    hits.albedo[:] = np.where(
+        (hits.cls == FLOOR)[:, None],
         floor_col * floor_tex[:, None],
-        np.where((room_cls == WALL)[:, None], wall_col * wall_tex[:, None], ceil_col),
+        np.where((hits.cls == WALL)[:, None], wall_col * wall_tex[:, None], ceil_col),
     )
-    hits.t[:] = t_room
-    hits.cls[:] = room_cls
-    hits.normal[:] = room_normal
-    hits.albedo[:] = room_albedo
 
+
+def render_scene(rng: np.random.Generator, rays_cam: np.ndarray, r: int, difficulty: str) -> dict | None:
+    """One scene; None when no object is visible (the caller draws another)."""
+    hard = difficulty == "hard"
+    v = _view(rng, rays_cam, roll=hard)
+    hits = _room_hits(v)
+    _paint_room(rng, v, hits, hard)
     # objects stand on the floor in front of the camera (spheres may float)
     n_objects = int(rng.integers(5, 10) if hard else rng.integers(3, 8))
     for _ in range(n_objects):
         cls = int(rng.choice([CABINET, TABLE, SPHERE, CYLINDER]))
-        x = rng.uniform(-0.4, 0.4) * width
-        z = rng.uniform(1.3, min(far - 0.6, 5.0))
+        x = rng.uniform(-0.4, 0.4) * v.width
+        z = rng.uniform(1.3, min(v.far - 0.6, 5.0))
         colour = _object_colour(rng, cls, hard)
-        t, normal = _object_surface(rng, cls, eye, d, x, z, height)
-        y_hit = eye[1] + np.where(np.isfinite(t), t, 0.0) * d[:, 1]
+        t, normal = _object_surface(rng, cls, v.eye, v.d, x, z, v.height)
+        y_hit = v.eye[1] + np.where(np.isfinite(t), t, 0.0) * v.d[:, 1]
         stripes = 0.85 + 0.15 * np.sign(np.sin(y_hit * rng.uniform(4.0, 14.0)))
-        albedo = colour[None, :] * stripes[:, None]
-        hits.update(t, cls, normal, albedo)
+        hits.update(t, cls, normal, colour[None, :] * stripes[:, None])
 
     counts = np.bincount(hits.cls, minlength=len(CLASSES))[CABINET:]
     if counts.sum() == 0:
         return None
-
-    dist, lambert = _point_light(rng, eye, d, hits, width, height, far)
+    dist, lambert = _point_light(rng, v.eye, v.d, hits, v.width, v.height, v.far)
     power = rng.uniform(0.5, 1.0) if hard else rng.uniform(0.8, 1.1)
     ambient = rng.uniform(0.15, 0.35) if hard else rng.uniform(0.3, 0.45)
     shade = ambient + power * lambert * np.minimum(1.0, 9.0 / (dist[:, 0] ** 2 + 1.0))
     tint = 1.0 + rng.uniform(-0.1, 0.1, 3) * (2.0 if hard else 1.0)
     rgb = hits.albedo * shade[:, None] * tint
     rgb = rgb + rng.normal(0.0, 0.05 if hard else 0.02, rgb.shape)
-
-    return _scene_record(hits, rgb, cam_to_world, counts, r)
+    return _scene_record(hits, rgb, v.cam_to_world, counts, r)
 
 
 # stripe orientation (radians) per object class in `compete`: the class is this orientation
@@ -282,36 +305,19 @@ def render_compete_scene(rng: np.random.Generator, rays_cam: np.ndarray, r: int)
     and auxiliary heads at intermediate layers (which see the stripes at higher resolution than
     the deepest map) helping the shared layers keep both feature sets.
     """
-    width, height, far = rng.uniform(4.0, 7.0), rng.uniform(2.5, 3.2), rng.uniform(6.0, 9.0)
-    near = -1.0
-    eye = np.array([rng.uniform(-0.25, 0.25) * width, rng.uniform(1.1, 1.7), 0.0])
-    flip = np.diag([1.0, -1.0, 1.0])
-    cam_to_world = _rot_y(rng.uniform(-0.3, 0.3)) @ _rot_x(rng.uniform(0.1, 0.45)) @ flip
-    d = rays_cam @ cam_to_world.T
-    d_safe = np.where(np.abs(d) < 1e-12, 1e-12, d)
-    n_rays = len(d)
-    hits = _Hits(n_rays)
-
-    lo = np.array([-width / 2, 0.0, near])
-    hi = np.array([width / 2, height, far])
-    t_exit_axis = np.maximum((lo - eye) / d_safe, (hi - eye) / d_safe)
-    axis = np.argmin(t_exit_axis, axis=1)
-    hits.t[:] = t_exit_axis[np.arange(n_rays), axis]
-    positive = d[np.arange(n_rays), axis] > 0
-    hits.normal[np.arange(n_rays), axis] = np.where(positive, -1.0, 1.0)
-    hits.cls[:] = np.where(axis == 1, np.where(positive, CEILING, FLOOR), WALL)
-    greys = {c: rng.uniform(0.45, 0.85) for c in (FLOOR, WALL, CEILING)}
-    for c, g in greys.items():
-        hits.albedo[hits.cls == c] = g
-
+    v = _view(rng, rays_cam, roll=False)
+    hits = _room_hits(v)
+    for c in (FLOOR, WALL, CEILING):  # untextured greys
+        hits.albedo[hits.cls == c] = rng.uniform(0.45, 0.85)
+    n_rays = len(v.d)
     v_px, u_px = np.divmod(np.arange(n_rays), r)
     n_objects = int(rng.integers(3, 8))
     for _ in range(n_objects):
         shape = int(rng.choice([CABINET, TABLE, SPHERE, CYLINDER]))
         cls = int(rng.choice([CABINET, TABLE, SPHERE, CYLINDER]))  # independent of the shape
-        x = rng.uniform(-0.4, 0.4) * width
-        z = rng.uniform(1.3, min(far - 0.6, 5.0))
-        t, normal = _object_surface(rng, shape, eye, d, x, z, height)
+        x = rng.uniform(-0.4, 0.4) * v.width
+        z = rng.uniform(1.3, min(v.far - 0.6, 5.0))
+        t, normal = _object_surface(rng, shape, v.eye, v.d, x, z, v.height)
         colour = _hsv(rng, (0.0, 1.0, 0.0, 0.35, 0.5, 0.9))  # class-free, muted
         angle = COMPETE_STRIPE_ANGLES[cls]
         period = rng.uniform(*COMPETE_STRIPE_PERIOD_PX)
@@ -323,12 +329,12 @@ def render_compete_scene(rng: np.random.Generator, rays_cam: np.ndarray, r: int)
     counts = np.bincount(hits.cls, minlength=len(CLASSES))[CABINET:]
     if counts.sum() == 0:
         return None
-    dist, lambert = _point_light(rng, eye, d, hits, width, height, far)
+    dist, lambert = _point_light(rng, v.eye, v.d, hits, v.width, v.height, v.far)
     shade = rng.uniform(0.3, 0.45) + rng.uniform(0.8, 1.1) * lambert * np.minimum(
         1.0, 9.0 / (dist[:, 0] ** 2 + 1.0)
     )
     rgb = hits.albedo * shade[:, None] + rng.normal(0.0, 0.02, (n_rays, 3))
-    return _scene_record(hits, rgb, cam_to_world, counts, r)
+    return _scene_record(hits, rgb, v.cam_to_world, counts, r)
 
 
 def _scene_record(hits, rgb: np.ndarray, cam_to_world: np.ndarray, counts: np.ndarray, r: int) -> dict:
