@@ -15,6 +15,7 @@ from typing import Any
 import typer
 
 from auxnas.cli.main import fail
+from auxnas.cli.search_run import RUNS_DIR_OPTION
 from auxnas.controller.status import SearchStatus
 
 
@@ -33,12 +34,7 @@ def calibrate(
         None, "--output-dir", "-o", help="Where calibration.json and .png go [default: the run directory]."
     ),
     resume: int | None = typer.Option(None, "--resume", metavar="ID", help="Continue calibration search ID."),
-    runs_dir: Path | None = typer.Option(
-        None,
-        "--runs-dir",
-        help="Where run directories go [env AUXNAS_DATA_DIR; default ./runs].",
-        show_default=False,
-    ),
+    runs_dir: Path | None = RUNS_DIR_OPTION,
     evaluator: str = typer.Option(
         "train", "--evaluator", metavar="NAME", help="Evaluator (see `auxnas search`)."
     ),
@@ -47,7 +43,6 @@ def calibrate(
     from auxnas.cli.database import open_storage
     from auxnas.cli.evaluators import load_evaluator
     from auxnas.cli.search_run import run_search
-    from auxnas.evaluator.defaults import data_dir
 
     config = _calibration_config(config_file, genotypes, replicates)
     if output_dir is not None and output_dir.exists() and not output_dir.is_dir():
@@ -59,8 +54,7 @@ def calibrate(
         row = storage.search_row(resume) if 0 < resume < 2**63 else None
         if row is None:
             fail(f"--resume: search {resume} does not exist")
-    runs = runs_dir.resolve() if runs_dir is not None else data_dir()
-    outcome, run_dir = run_search(config, storage, resume, runs, 30.0, fn, calibrate_only=True)
+    outcome, run_dir = run_search(config, storage, resume, runs_dir, 30.0, fn, calibrate_only=True)
     if outcome.fidelity is None:
         fail(f"calibration {outcome.status}: {outcome.error or 'no figures'}", code=1)
     out = output_dir or run_dir

@@ -11,7 +11,7 @@ from typer.core import TyperCommand
 
 from auxnas.cli.evaluators import EVALUATOR_HELP, check_surrogate, load_evaluator
 from auxnas.cli.main import fail
-from auxnas.cli.search_run import RESUME_LATEST
+from auxnas.cli.search_run import RESUME_LATEST, RUNS_DIR_OPTION
 from auxnas.controller.status import SearchStatus
 
 if TYPE_CHECKING:
@@ -50,12 +50,7 @@ def search(
     strategy: str | None = typer.Option(
         None, "--strategy", help="ppo or random (overrides search.strategy)."
     ),
-    runs_dir: Path | None = typer.Option(
-        None,
-        "--runs-dir",
-        help="Where each search's run directory search-<id>/ goes [env AUXNAS_DATA_DIR; default ./runs].",
-        show_default=False,
-    ),
+    runs_dir: Path | None = RUNS_DIR_OPTION,
     lease: float = typer.Option(
         30.0, "--lease", min=2.0, help="Seconds the search stays claimed after this process dies."
     ),
@@ -65,7 +60,6 @@ def search(
     training seeds until the budget is spent, then confirmation on fresh seeds; ends with the answer."""
     from auxnas.cli.database import open_storage
     from auxnas.cli.search_run import resume_target, run_search
-    from auxnas.evaluator.defaults import data_dir
 
     config = _load_config(config_file, strategy)
     fn = load_evaluator(evaluator)
@@ -76,8 +70,7 @@ def search(
 
     storage = open_storage()
     resume_id = resume_target(storage, config, resume) if resume is not None else None
-    runs = runs_dir.resolve() if runs_dir is not None else data_dir()
-    outcome, run_dir = run_search(config, storage, resume_id, runs, lease, fn)
+    outcome, run_dir = run_search(config, storage, resume_id, runs_dir, lease, fn)
     _print_summary(config, outcome)
     _write_genotypes(config, outcome, run_dir, output)
     if outcome.status != SearchStatus.SUCCEEDED:

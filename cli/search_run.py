@@ -17,6 +17,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import typer
+
 from auxnas.cli.main import fail, start_ray
 from auxnas.evaluator import defaults
 
@@ -29,6 +31,12 @@ if TYPE_CHECKING:
     from auxnas.worker.loop import Heartbeat
 
 RESUME_LATEST = "latest"  # `--resume` given without an id
+RUNS_DIR_OPTION = typer.Option(
+    None,
+    "--runs-dir",
+    help="Where each search's run directory search-<id>/ goes [env AUXNAS_DATA_DIR; default ./runs].",
+    show_default=False,
+)
 
 
 def resume_target(storage: SqlStorage, config: SearchConfig, resume: str) -> int:
@@ -97,15 +105,17 @@ def run_search(
     config: SearchConfig,
     storage: SqlStorage,
     resume_id: int | None,
-    runs_dir: Path,
+    runs_dir: Path | None,
     lease: float,
     evaluate_fn: Any,
     calibrate_only: bool = False,
 ) -> tuple[SearchOutcome, Path]:
     """Run the search here under a lease, with a progress bar; returns its outcome and run
-    directory (`calibrate_only`: the calibration phase alone, `auxnas calibrate`)."""
+    directory (`calibrate_only`: the calibration phase alone, `auxnas calibrate`). `runs_dir`:
+    `--runs-dir`, else the data directory."""
     from auxnas.db.storage import LeaseLost
 
+    runs_dir = runs_dir.resolve() if runs_dir is not None else defaults.data_dir()
     start_ray()
     run = start_run(storage, config, resume_id, runs_dir, lease)
     try:
@@ -119,7 +129,6 @@ def run_search(
 
 def drive(config: SearchConfig, run: CliRun, evaluate_fn: Any, calibrate_only: bool = False) -> SearchOutcome:
     """The driver of `run`, to its end; Ctrl-C hands the search back (exit 130)."""
-    import typer
     from rich.console import Console
 
     from auxnas.cli.search_progress import progress_bar
