@@ -48,7 +48,7 @@ def search(
         help="Continue search ID (default: the latest `auxnas search` of this config's name).",
     ),
     strategy: str | None = typer.Option(
-        None, "--strategy", help="ppo or random (overrides search.strategy)."
+        None, "--strategy", help="ppo, random or evolution (overrides search.strategy)."
     ),
     runs_dir: Path | None = RUNS_DIR_OPTION,
     lease: float = typer.Option(
@@ -89,8 +89,10 @@ def _load_config(config_file: Path, strategy: str | None) -> SearchConfig:
     except ConfigError as e:
         fail(str(e))
     if strategy is not None:
-        if strategy not in ("ppo", "random"):
-            fail(f"--strategy: must be 'ppo' or 'random', got {strategy!r}")
+        from auxnas.controller.strategies import STRATEGIES
+
+        if strategy not in STRATEGIES:
+            fail(f"--strategy: must be one of {list(STRATEGIES)}, got {strategy!r}")
         config = config.model_copy(update={"search": config.search.model_copy(update={"strategy": strategy})})
     try:
         config.search_space()
