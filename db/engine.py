@@ -20,6 +20,10 @@ class DatabaseError(ValueError):
     """A user mistake in the database URL or an unreachable database: one line."""
 
 
+# the PostgreSQL driver the project depends on (psycopg2-binary); a plain postgresql:// URL uses it
+POSTGRES_DRIVER = "postgresql+psycopg2"
+
+
 def database_url(url: str | None = None) -> str:
     """The URL to use: the argument, else `AUXNAS_DATABASE_URL`, else a SQLite file here."""
     return url or os.environ.get("AUXNAS_DATABASE_URL") or DEFAULT_DATABASE_URL
@@ -48,10 +52,13 @@ def make_engine(url: str | None = None, pool_size: int = 20) -> Engine:
         )
         _make_sqlite_safe(engine)
         return engine
+    kwargs: dict = {"pool_pre_ping": True}
     if backend == "postgresql":
-        return create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        if parsed.drivername == "postgresql":  # SQLAlchemy's default driver is not the one installed
+            parsed = parsed.set(drivername=POSTGRES_DRIVER)
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size)
     try:
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, **kwargs)
     except Exception as e:  # unknown dialect or missing driver
         raise DatabaseError(f"AUXNAS_DATABASE_URL: unsupported database {backend!r} ({e})") from None
 

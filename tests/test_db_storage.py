@@ -243,3 +243,16 @@ def support_session(storage):
     from auxnas.db.engine import transaction
 
     return transaction(storage.sessions, write=True)
+
+
+def test_a_plain_postgresql_url_uses_the_installed_driver_and_an_unknown_driver_is_one_line():
+    from auxnas.db.engine import make_engine
+
+    engine = make_engine("postgresql://auxnas@127.0.0.1:1/auxnas")  # no connection is made yet
+    assert engine.url.drivername == "postgresql+psycopg2"
+    engine.dispose()
+    with pytest.raises(DatabaseError) as err:
+        make_engine("postgresql+nosuchdriver://auxnas@127.0.0.1:1/auxnas")
+    assert str(err.value).startswith("AUXNAS_DATABASE_URL: unsupported database") and "\n" not in str(
+        err.value
+    )
