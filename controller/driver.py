@@ -55,6 +55,7 @@ from auxnas.controller.search_outcome import (  # noqa: F401 - re-exported: the 
 )
 from auxnas.controller.search_phases import SearchPhases
 from auxnas.controller.search_rows import SearchRows
+from auxnas.controller.status import SearchStatus, TrialStatus
 from auxnas.controller.storage import SearchStorage, TrialRecord
 from auxnas.controller.strategies import Strategy, make_strategy
 from auxnas.controller.trial_runs import TrialRuns
@@ -64,10 +65,6 @@ from auxnas.evaluator.starts import StartWatch
 from auxnas.search_space import SearchSpace, SpaceError
 
 log = logging.getLogger("auxnas.controller")
-
-
-def space_for(config: SearchConfig) -> SearchSpace:
-    return config.search_space()
 
 
 class SearchDriver(SearchRows, TrialRuns, SearchPhases):
@@ -107,7 +104,7 @@ class SearchDriver(SearchRows, TrialRuns, SearchPhases):
 
     def run(self, resume: bool = False) -> SearchOutcome:
         self._start = time.monotonic()
-        status, error = "failed", None
+        status, error = SearchStatus.FAILED, None
         try:
             self._setup(resume)
             self._calibrate()
@@ -119,9 +116,9 @@ class SearchDriver(SearchRows, TrialRuns, SearchPhases):
                 self._check_some_candidate_succeeded()
                 self._race(final=True)
                 self._confirm()
-            status = "succeeded"
+            status = SearchStatus.SUCCEEDED
         except SearchCancelled:
-            status = "cancelled"
+            status = SearchStatus.CANCELLED
         except SearchFailed as e:
             error = str(e)
         except Exception as e:  # the search ends failed with the reason; the caller decides the rest
@@ -145,10 +142,10 @@ class SearchDriver(SearchRows, TrialRuns, SearchPhases):
             evaluated=self.evaluated,
             cached=self.cached,
             failed=self.failed,
-            stop_reason=self.stop_reason if status == "succeeded" else None,
+            stop_reason=self.stop_reason if status == SearchStatus.SUCCEEDED else None,
             elapsed=time.monotonic() - self._start,
             fidelity=self.fidelity,
-            answer=self.answer if status == "succeeded" else None,
+            answer=self.answer if status == SearchStatus.SUCCEEDED else None,
             evaluations=self.evaluations,
             cpu_seconds=self.cpu_seconds,
         )
@@ -167,7 +164,7 @@ class SearchDriver(SearchRows, TrialRuns, SearchPhases):
             iteration=self.iteration,
             running=len(self._running),
             waiting_for_resources=sum(
-                1 for i in self._running.values() if self.trials[i].status == "waiting"
+                1 for i in self._running.values() if self.trials[i].status == TrialStatus.WAITING
             ),
             phase=self._phase,
             calibrated=sum(1 for t in cal if t.final),
@@ -184,7 +181,7 @@ class SearchDriver(SearchRows, TrialRuns, SearchPhases):
         if not ray.is_initialized():
             raise SearchFailed("Ray is not initialised: call ray.init() before SearchDriver.run()")
         try:
-            self.space = space_for(self.config)
+            self.space = self.config.search_space()
         except SpaceError as e:
             raise SearchFailed(f"config: {e}") from None
         try:
@@ -204,8 +201,8 @@ class SearchDriver(SearchRows, TrialRuns, SearchPhases):
         else:
             self.checkpoint.reset()
         for trial in self.storage.trials(self.search_id):
-            if trial.status == "running":  # its worker died with it: run it again
-                trial = self.storage.move_trial(self.search_id, trial.index, "waiting")
+            if trial.status == TrialStatus.RUNNING:  # its worker died with it: run it again
+                trial = self.storage.move_trial(self.search_id, trial.index, TrialStatus.WAITING)
             self._account(trial)
         self._check_failure_limit()
         try:  # a trial no node can hold would wait forever: fail now instead

@@ -12,7 +12,7 @@ from auxnas.controller.storage import TrialRecord
 class SearchProgress:
     evaluated: int  # candidates evaluated (budget spent; failed ones included)
     cached: int  # candidates answered from the cache
-    failed: int  # failed trials (baselines included)
+    failed: int  # failed search-phase trials, baselines included (controller.progress)
     budget: int
     best_reward: float | None  # best genotype so far (basic or candidate)
     elapsed: float  # seconds since run() started
@@ -31,7 +31,7 @@ class SearchProgress:
 
 @dataclass
 class SearchOutcome:
-    status: str  # "succeeded" | "failed" | "cancelled"
+    status: str  # a final SearchStatus
     search_id: int = 0
     error: str | None = None
     best: TrialRecord | None = None

@@ -15,6 +15,7 @@ from auxnas.controller import calibration
 from auxnas.controller.config import SearchConfig
 from auxnas.controller.protocol import AnswerProtocol, ProtocolError
 from auxnas.controller.search_outcome import SearchFailed
+from auxnas.controller.status import TrialStatus
 from auxnas.controller.storage import IterationRecord, SearchStorage, TrialRecord
 from auxnas.search_space import Genotype, basic_genotype
 
@@ -66,7 +67,9 @@ class SearchPhases:
         new = []
         if self._baseline("joint") is None:
             new.append(
-                TrialRecord(index=self.next_index, kind="joint", status="waiting", seed=self.config.seed)
+                TrialRecord(
+                    index=self.next_index, kind="joint", status=TrialStatus.WAITING, seed=self.config.seed
+                )
             )
         if self._baseline("basic") is None:
             new.append(
@@ -123,7 +126,7 @@ class SearchPhases:
             raise SearchFailed(
                 f"{self.checkpoint.path}: iteration {k}'s trials do not match its proposed batch"
             )
-        new = sum(1 for t in rows if t.status != "cached")
+        new = sum(1 for t in rows if t.status != TrialStatus.CACHED)
         self._run_batch(rows)
         evaluated_at = time.perf_counter()
         rows = [self.trials[t.index] for t in rows]
@@ -133,8 +136,8 @@ class SearchPhases:
         stats = {
             **stats,
             "evaluated": float(new),
-            "cached": float(sum(1 for t in rows if t.status == "cached")),
-            "failed": float(sum(1 for t in rows if t.status == "failed")),
+            "cached": float(sum(1 for t in rows if t.status == TrialStatus.CACHED)),
+            "failed": float(sum(1 for t in rows if t.status == TrialStatus.FAILED)),
             "propose_seconds": proposed - started,
             "evaluate_seconds": evaluated_at - proposed,
             "observe_seconds": observed - evaluated_at,
@@ -165,7 +168,9 @@ class SearchPhases:
             if original is None:
                 rows.append(self._waiting(genotype, index, k))
             else:
-                rows.append(self._cached_copy(self._waiting(genotype, index, k), original, status="cached"))
+                rows.append(
+                    self._cached_copy(self._waiting(genotype, index, k), original, status=TrialStatus.CACHED)
+                )
         self._add(rows)
         return rows
 
@@ -173,7 +178,7 @@ class SearchPhases:
         """The candidate's paired gain over Joint at its first seed (the search's `seed`); a
         failed candidate's as if it had scored `search.failure_reward`."""
         reward = trial.reward
-        if reward is None or trial.status == "failed":
+        if reward is None or trial.status == TrialStatus.FAILED:
             reward = self.config.search.failure_reward
         return float(reward) - float(self._baseline("joint").reward)
 

@@ -14,7 +14,8 @@ from auxnas.controller.config import SearchConfig
 from auxnas.controller.export import best_trial
 from auxnas.controller.progress import count
 from auxnas.controller.search_outcome import SearchFailed, is_system_failure
-from auxnas.controller.storage import SPENT_STATUSES as SPENT
+from auxnas.controller.status import SPENT_TRIAL_STATUSES as SPENT
+from auxnas.controller.status import TrialStatus
 from auxnas.controller.storage import SearchStorage, TrialRecord
 from auxnas.search_space import Genotype
 
@@ -40,15 +41,15 @@ class SearchRows:
 
     @property
     def evaluated(self) -> int:
-        return sum(1 for t in self._search_trials() if t.kind == "candidate" and t.status in SPENT)
+        return count("evaluated", self.trials.values())
 
     @property
     def cached(self) -> int:
-        return sum(1 for t in self._search_trials() if t.status == "cached")
+        return count("cached", self.trials.values())
 
     @property
     def failed(self) -> int:
-        return sum(1 for t in self._search_trials() if t.status == "failed")
+        return count("failed", self.trials.values())
 
     @property
     def evaluations(self) -> int:
@@ -105,7 +106,7 @@ class SearchRows:
         return TrialRecord(
             index=index,
             kind=kind,
-            status="waiting",
+            status=TrialStatus.WAITING,
             tokens=list(genotype.tokens),
             genotype=genotype.to_json(),
             genotype_hash=genotype.canonical_hash(),
@@ -121,7 +122,8 @@ class SearchRows:
         limit = self.config.search.max_failed_trials
         if self.failed > limit:
             err = (last.error if last else None) or next(
-                (t.error for t in reversed(self.trial_list()) if t.status == "failed" and t.error), None
+                (t.error for t in reversed(self.trial_list()) if t.status == TrialStatus.FAILED and t.error),
+                None,
             )
             detail = f"; last error: {err.get('type', 'Error')}: {err.get('message', '')}" if err else ""
             raise SearchFailed(
@@ -130,7 +132,7 @@ class SearchRows:
 
     def _check_baseline(self, trial: TrialRecord) -> None:
         """A baseline that fails for a reason every candidate shares ends the search now."""
-        if trial.status != "failed":
+        if trial.status != TrialStatus.FAILED:
             return
         err = trial.error or {}
         shared = trial.kind == "joint" or err.get("type") not in ARCHITECTURE_FAILURES
@@ -143,7 +145,7 @@ class SearchRows:
 
     def _check_some_candidate_succeeded(self) -> None:
         cands = [t for t in self._search_trials() if t.kind == "candidate" and t.status in SPENT]
-        if cands and not any(t.status in ("succeeded", "pruned") for t in cands):
+        if cands and not any(t.status in (TrialStatus.SUCCEEDED, TrialStatus.PRUNED) for t in cands):
             err = next((t.error for t in reversed(cands) if t.error), None) or {}
             raise SearchFailed(
                 f"no candidate succeeded ({len(cands)} failed; last error: "

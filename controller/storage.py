@@ -14,7 +14,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 from auxnas.controller.status import FINAL_TRIAL_STATUSES, TRANSITIONS, TrialStatus, search_status
-from auxnas.controller.status import SPENT_TRIAL_STATUSES as SPENT_STATUSES  # noqa: F401 - the driver's name
 
 TRIAL_KINDS = ("joint", "basic", "candidate")
 # search: the baselines and each candidate at its first seed (the budget counts these candidates);

@@ -16,6 +16,7 @@ from auxnas.controller import calibration
 from auxnas.controller.config import SearchConfig
 from auxnas.controller.search_outcome import SearchFailed, is_system_failure
 from auxnas.controller.search_rows import result_of
+from auxnas.controller.status import TrialStatus
 from auxnas.controller.storage import SearchStorage, TrialRecord
 from auxnas.evaluator.result import EvalResult
 from auxnas.evaluator.starts import StartWatch
@@ -40,7 +41,7 @@ class TrialRuns:
 
     def _early_stop_below(self) -> float | None:
         s = self.config.search
-        rewards = [t.reward for t in self._search_trials() if t.status == "succeeded" and t.reward]
+        rewards = [t.reward for t in self._search_trials() if t.status == TrialStatus.SUCCEEDED and t.reward]
         if not s.early_stop or not rewards or max(rewards) <= 0:
             return None
         return s.early_stop_ratio * max(rewards)
@@ -57,9 +58,13 @@ class TrialRuns:
         self._run_trials(to_run)
         for t in rows:
             t = self.trials[t.index]
-            if t.status == "waiting":
+            if t.status == TrialStatus.WAITING:
                 self._move(
-                    t.index, "cached", **result_of(self.cache[t.genotype_hash]), seconds=0.0, cpu_seconds=0.0
+                    t.index,
+                    TrialStatus.CACHED,
+                    **result_of(self.cache[t.genotype_hash]),
+                    seconds=0.0,
+                    cpu_seconds=0.0,
                 )
 
     def _run_trials(self, trials: list[TrialRecord]) -> None:
@@ -86,7 +91,7 @@ class TrialRuns:
                 elif trial.seed is not None and trial.seed != config.seed:
                     config = config.model_copy(update={"seed": trial.seed})
                 if self._starts is None:
-                    self._move(trial.index, "running")
+                    self._move(trial.index, TrialStatus.RUNNING)
                 self._running[submit(config, genotype, below, self.evaluate_fn)] = trial.index
                 submitted = True
             if submitted:
@@ -98,16 +103,16 @@ class TrialRuns:
                 ready += more
             started = self._starts.poll(list(self._running)) if self._starts is not None else {}
             for ref, node in started.items():
-                if self.trials[self._running[ref]].status == "waiting":
-                    self._move(self._running[ref], "running", node=node)
+                if self.trials[self._running[ref]].status == TrialStatus.WAITING:
+                    self._move(self._running[ref], TrialStatus.RUNNING, node=node)
             if started:
                 self._emit_progress()
             for ref in ready:
                 index = self._running.pop(ref)
-                if self.trials[index].status == "waiting":  # it ended before a poll saw it start
-                    self._move(index, "running")
+                if self.trials[index].status == TrialStatus.WAITING:  # it ended before a poll saw it start
+                    self._move(index, TrialStatus.RUNNING)
                 trial = self._finish(index, get_result(ref))
-                if trial.status == "waiting":
+                if trial.status == TrialStatus.WAITING:
                     pending.appendleft(trial)
             self._check_cancel()
 
@@ -115,7 +120,7 @@ class TrialRuns:
         trial = self.trials[index]
         node = getattr(result, "node", None)
         if not result.ok and is_system_failure(result.error):
-            trial = self._move(index, "waiting", error=dict(result.error), node=node)
+            trial = self._move(index, TrialStatus.WAITING, error=dict(result.error), node=node)
             log.warning(
                 "search %s: trial %d lost its worker (%s); running it again",
                 self.search_id,
@@ -123,7 +128,7 @@ class TrialRuns:
                 result.error.get("type"),
             )
             if trial.attempts >= MAX_SYSTEM_ATTEMPTS:
-                self._move(index, "failed")
+                self._move(index, TrialStatus.FAILED)
                 raise SearchFailed(
                     f"trial {index}: its Ray worker or node died {trial.attempts} times "
                     f"({result.error.get('type')}: {result.error.get('message', '')})"
@@ -134,7 +139,11 @@ class TrialRuns:
             ok, error = False, {"type": "InvalidReward", "message": f"evaluation returned reward {reward!r}"}
         if not ok and not error:
             error = {"type": "EvaluationFailed", "message": "the evaluation failed without an error"}
-        status = ("pruned" if result.early_stopped else "succeeded") if ok else "failed"
+        status = (
+            (TrialStatus.PRUNED if result.early_stopped else TrialStatus.SUCCEEDED)
+            if ok
+            else TrialStatus.FAILED
+        )
         trial = self._move(
             index,
             status,
@@ -149,7 +158,7 @@ class TrialRuns:
             per_seed=getattr(result, "per_seed", None),
         )
         self._emit_progress()
-        if trial.status == "failed":
+        if trial.status == TrialStatus.FAILED:
             self._check_failure_limit(trial)
         return trial
 
@@ -164,8 +173,8 @@ class TrialRuns:
             except Exception:  # already finished or its worker is gone
                 log.debug("cancel of %s failed", ref, exc_info=True)
             try:  # it did not finish: whoever resumes the search runs it again
-                if self.trials[index].status == "running":
-                    self._move(index, "waiting")
+                if self.trials[index].status == TrialStatus.RUNNING:
+                    self._move(index, TrialStatus.WAITING)
             except Exception:  # e.g. the lease is lost: the next owner resets running rows
                 log.debug("could not hand trial %d back", index, exc_info=True)
         self._running.clear()

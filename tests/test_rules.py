@@ -80,7 +80,7 @@ def test_progress_counts_the_same_rows_in_python_and_in_sql(storage, tmp_path): 
     sql = storage.summary(sid).progress
     driver = SearchDriver(tiny_search_config(), InMemoryStorage(), 1, tmp_path)
     driver.trials = {t.index: t for t in rows}
-    python = {"evaluated": driver.evaluated, "cached": driver.cached, "failed": driver.failed}
+    python = {name: getattr(driver, name) for name in ("evaluated", "cached", "failed", "evaluations")}
     assert python == {name: getattr(sql, name) for name in python}
     assert {name: count(name, rows) for name in COUNTS} == {name: getattr(sql, name) for name in COUNTS}
     # a failed calibration trial is not a failure of the search phase (the failure limit's count)
