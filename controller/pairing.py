@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from auxnas.controller.racing import GainSummary, summarize
+from auxnas.controller.status import TrialStatus
 
 SEARCH_GROUP = ("search", "racing")
 CONFIRM_GROUP = ("confirmation",)
@@ -38,7 +39,7 @@ def module_key(row: Any) -> str | None:
 
 def _scored(row: Any) -> bool:
     """A full reward (a pruned row's is a first-stage one); a cached row repeats its original's."""
-    return row.status in ("succeeded", "cached") and row.reward is not None
+    return row.status in (TrialStatus.SUCCEEDED, TrialStatus.CACHED) and row.reward is not None
 
 
 @dataclass

@@ -33,6 +33,7 @@ from auxnas.controller.pairing import (
     module_key,
     seed_of,
 )
+from auxnas.controller.status import TrialStatus
 from auxnas.controller.storage import TrialRecord
 from auxnas.evaluator.seeds import replicate_seeds, trained_seeds
 from auxnas.search_space import SearchSpace, basic_genotype
@@ -130,7 +131,11 @@ class AnswerProtocol:
         for seed in joint_needs:
             new.append(
                 TrialRecord(
-                    index=next_index + len(new), kind="joint", status="waiting", phase="racing", seed=seed
+                    index=next_index + len(new),
+                    kind="joint",
+                    status=TrialStatus.WAITING,
+                    phase="racing",
+                    seed=seed,
                 )
             )
         return new
@@ -152,7 +157,11 @@ class AnswerProtocol:
                 if source is None:
                     new.append(
                         TrialRecord(
-                            index=index, kind="joint", status="waiting", phase="confirmation", seed=seed
+                            index=index,
+                            kind="joint",
+                            status=TrialStatus.WAITING,
+                            phase="confirmation",
+                            seed=seed,
                         )
                     )
                 else:
@@ -221,7 +230,7 @@ def _search_rows(rows: Sequence[TrialRecord]) -> dict[str, int]:
     """Genotype hash -> index of the module's search-phase row (its first seed; not a cached copy)."""
     first: dict[str, int] = {}
     for t in rows:
-        if t.phase == "search" and t.kind in ("basic", "candidate") and t.status != "cached":
+        if t.phase == "search" and t.kind in ("basic", "candidate") and t.status != TrialStatus.CACHED:
             first.setdefault(t.genotype_hash, t.index)
     return first
 
@@ -234,7 +243,7 @@ def _copy_row(source: TrialRecord, index: int, phase: str, seed: int) -> TrialRe
     return TrialRecord(
         index=index,
         kind=source.kind,
-        status="waiting",
+        status=TrialStatus.WAITING,
         tokens=list(source.tokens) if source.tokens is not None else None,
         genotype=source.genotype,
         genotype_hash=source.genotype_hash,
