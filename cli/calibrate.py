@@ -67,7 +67,8 @@ def calibrate(
     else:
         _print_table(doc)
         typer.echo(f"figures written to {out / 'calibration.json'} and {out / 'calibration.png'}")
-    typer.echo(outcome.fidelity["verdict"])
+    # stdout stays pure JSON under --json: the verdict (also inside the JSON) goes to stderr
+    typer.echo(outcome.fidelity["verdict"], err=as_json)
     if outcome.status != SearchStatus.SUCCEEDED:
         raise typer.Exit(1)
 

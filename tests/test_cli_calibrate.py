@@ -76,3 +76,10 @@ def test_calibrate_writes_json_png_and_ends_with_the_verdict(cli, tmp_path):
     assert doc["noise"] == 0.0 and last.startswith("reward ranks architectures (spearman 1.00")
     assert (out / "calibration.png").read_bytes().startswith(b"\x89PNG")
     assert "spearman" in res.output and "Spearman-Brown" in res.output
+
+
+def test_calibrate_json_prints_json_alone_and_the_verdict_on_stderr(cli, tmp_path):
+    res = cli("--genotypes", "4", "--evaluator", "fake-hashed", "-o", str(tmp_path / "out"), "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)  # nothing but the document on stdout
+    assert res.stderr.strip().splitlines()[-1] == doc["verdict"]  # after the progress lines
