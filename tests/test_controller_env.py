@@ -122,15 +122,20 @@ def test_policy_conditions_on_the_previous_token(ppo_strategy):
 
 
 def test_restored_weights_reach_the_env_runner(ppo_strategy, tmp_path):
-    from auxnas.controller.strategies import PPOStrategy
 
     ppo_strategy.observe([0.3] * len(ppo_strategy.propose(4)))
     ppo_strategy.save(tmp_path)
-    saved = ppo_strategy.algo.learner_group.get_weights()["default_policy"]
+    assert_restores_the_weights(ppo_strategy, tmp_path)
 
-    other = PPOStrategy(ppo_strategy.config, ppo_strategy.space)
+
+def assert_restores_the_weights(strategy, directory) -> None:
+    """A new strategy restored from `directory` samples with `strategy`'s learner weights."""
+    from auxnas.controller.strategies import PPOStrategy
+
+    saved = strategy.algo.learner_group.get_weights()["default_policy"]
+    other = PPOStrategy(strategy.config, strategy.space)
     try:
-        other.restore(tmp_path)  # raises if the env runner did not get the weights
+        other.restore(directory)  # raises if the env runner did not get the weights
         runner = other.algo.env_runner.module.get_state(inference_only=True)
         for key, value in runner.items():
             np.testing.assert_array_equal(np.asarray(value), np.asarray(saved[key]))
@@ -145,7 +150,6 @@ def test_a_checkpoint_written_under_the_old_bare_module_names_still_restores(ppo
     import sys
 
     from auxnas.controller import env, ppo, rl_module
-    from auxnas.controller.strategies import PPOStrategy
 
     classes = (ppo.DeferredRewardPPO, rl_module.ControllerRLModule, env.TokenEnv)
     old = {c: c.__module__ for c in classes}
@@ -162,15 +166,7 @@ def test_a_checkpoint_written_under_the_old_bare_module_names_still_restores(ppo
         sys.modules.pop("controller", None)
     pickled = b"".join(p.read_bytes() for p in tmp_path.rglob("*.pkl"))
     assert b"controller.rl_module" in pickled and b"auxnas.controller" not in pickled
-    saved = ppo_strategy.algo.learner_group.get_weights()["default_policy"]
-    other = PPOStrategy(ppo_strategy.config, ppo_strategy.space)
-    try:
-        other.restore(tmp_path)
-        runner = other.algo.env_runner.module.get_state(inference_only=True)
-        for key, value in runner.items():
-            np.testing.assert_array_equal(np.asarray(value), np.asarray(saved[key]))
-    finally:
-        other.close()
+    assert_restores_the_weights(ppo_strategy, tmp_path)
 
 
 def test_a_restored_strategy_samples_what_the_saved_one_goes_on_to_sample(ppo_strategy, tmp_path):
