@@ -14,7 +14,7 @@ Corrections (all control the FWER at alpha):
 - `fixed_sequence`: the family order, each at the full alpha, stopping at the first failure.
 - `holm`: Holm's step-down over the p-values (order-free).
 - `none`: every comparison at alpha, uncorrected (for the simulations that show why not).
-NOTES.md gives the simulation that chose the default.
+docs/results.md ("The answer's error rates") gives the simulation that chose the default.
 
 Each procedure gives each hypothesis the one-sided level it was tested at, and the decision is
 *defined* as "the lower bound of the t interval at that level is above 0": the printed (adjusted)

@@ -1,6 +1,6 @@
 """Tests of the trustworthy answer: hand-worked racing, seeds, statistics, and whole searches on fakes.
 
-Run: cd /work/scratch/answer && /work/bin/cpu /work/main/.venv/bin/python -m pytest -q test_answer.py
+Run: .venv/bin/python -m pytest -q tests/test_answer.py
 (-s shows the measured rates the simulation tests print.)
 """
 
