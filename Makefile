@@ -12,7 +12,7 @@ UV := uv==0.13.9
 # same file the image installs from; torch is outside the lock (README: "Pinned versions").
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -c $(LOCK) pip setuptools
+	$(BIN)/pip install -q -c $(LOCK) pip setuptools poetry-core
 	# torch first, pinned: the CPU wheel where pip's index serves one (README: Quick start)
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q --no-build-isolation -c $(LOCK) -e '.[dev]'
