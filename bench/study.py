@@ -282,13 +282,14 @@ def ms(values: list[float | None], digits: int = 4) -> str:
 BEGIN, END = "<!-- study:begin (written by bench/study.py) -->", "<!-- study:end -->"
 
 
-def write_results(path: Path, text: str) -> None:
-    """Replace the generated section of `path` (or create it); hand-written text around it stays."""
-    block = f"{BEGIN}\n{text}\n{END}\n"
+def write_results(path: Path, text: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the generated section of `path` between `begin` and `end` (or append it, or create
+    the file); hand-written text around it stays."""
+    block = f"{begin}\n{text}\n{end}\n"
     old = path.read_text() if path.exists() else ""
-    if BEGIN in old and END in old:
-        head, _, rest = old.partition(BEGIN)
-        _, _, tail = rest.partition(END)
+    if begin in old and end in old:
+        head, _, rest = old.partition(begin)
+        _, _, tail = rest.partition(end)
         new = head + block + tail.lstrip("\n")
     else:
         new = (old + "\n" if old else "# Results\n\n") + block
