@@ -184,6 +184,13 @@ def yes(v: bool | None) -> str:
     return "n/a" if v is None else ("yes" if v else "**no**")
 
 
+def basic_hash(preset: str) -> str:
+    from auxnas.search_space import basic_genotype
+
+    space = search_config(preset, 0, "random", "one-seed", 1, 1).eval_config().search_space()
+    return basic_genotype(space).canonical_hash()
+
+
 def preset_lines(preset: str, state: dict) -> list[str]:
     runs, rts = state["searches"].get(preset, {}), state["retrains"].get(preset, {})
     lines = [
@@ -200,7 +207,8 @@ def preset_lines(preset: str, state: dict) -> list[str]:
                 if not run or not rt:
                     continue
                 t, c = targets(run, rt), run["claim"]
-                kind = ("recommends " if c["recommended"] else "quotes ") + (c["hash"] or "")[:8]
+                name = "basic" if c["hash"] == basic_hash(preset) else (c["hash"] or "")[:8]
+                kind = ("recommends " if c["recommended"] else "quotes ") + name
                 pred = fmt(c["predicted"]) + (f" ± {c['predicted_se']:.4f}" if c["predicted_se"] else "")
                 lines.append(
                     f"| {protocol} | {strategy} | {seed} | {run['evaluations']} | {run['cpu_seconds']:.0f} "
