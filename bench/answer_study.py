@@ -286,6 +286,14 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[1000, 1001, 1002], help="search seeds")
     ap.add_argument("--budget", type=int, default=12, help="candidates per answer search")
     ap.add_argument("--parallel", type=int, default=2)
+    ap.add_argument(
+        "--one-seed-strategies",
+        nargs="*",
+        choices=STRATEGIES,
+        default=list(STRATEGIES),
+        help="strategies of the one-seed searches (a first pass may leave some out; a rerun with "
+        "the same state file adds them)",
+    )
     ap.add_argument("--state", type=Path, default=Path(tempfile.gettempdir()) / "auxnas-answer-study.json")
     ap.add_argument("--results", type=Path, default=study.ROOT / "docs" / "results.md")
     args = ap.parse_args()
@@ -339,7 +347,7 @@ def run_seed(preset: str, seed: int, args, state: dict) -> None:
     for strategy in STRATEGIES:
         for protocol in PROTOCOLS:
             key = f"{protocol}-{strategy}-{seed}"
-            if key in runs:
+            if key in runs or (protocol == "one-seed" and strategy not in args.one_seed_strategies):
                 continue
             budget = args.budget
             if protocol == "one-seed":  # the same evaluations: Joint, basic and candidates
