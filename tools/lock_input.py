@@ -9,5 +9,7 @@ from pathlib import Path
 import tomllib
 
 project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
-requirements = project["dependencies"] + project["optional-dependencies"]["dev"] + ["pip", "setuptools", "poetry-core"]
+requirements = (
+    project["dependencies"] + project["optional-dependencies"]["dev"] + ["pip", "setuptools", "poetry-core"]
+)
 print("\n".join(r for r in requirements if re.split(r"[\[<>=!~ ;]", r, maxsplit=1)[0] != "torch"))
