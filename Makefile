@@ -27,7 +27,7 @@ demo: $(STAMP)
 		$(BIN)/auxnas search configs/synthetic-compete.yaml --output runs/synthetic-compete-best.json
 	$(BIN)/auxnas validate runs/synthetic-compete-best.json
 
-# everything (what CI runs): about 6 minutes on 2 cores
+# everything (what CI runs): 6 to 8 minutes on 2 cores
 test: $(STAMP)
 	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q
 
