@@ -297,6 +297,7 @@ def main() -> None:
     ap.add_argument("--state", type=Path, default=Path(tempfile.gettempdir()) / "auxnas-answer-study.json")
     ap.add_argument("--results", type=Path, default=study.ROOT / "docs" / "results.md")
     args = ap.parse_args()
+    study.check_presets(args.presets)
     settings = {
         "presets": args.presets,
         "seeds": args.seeds,
@@ -315,7 +316,6 @@ def main() -> None:
     started = time.monotonic()
     start_ray()
     for preset in args.presets:
-        study.load_preset(preset)
         for seed in args.seeds:
             run_seed(preset, seed, args, state)
             args.state.write_text(json.dumps(state, indent=1))

@@ -83,6 +83,19 @@ def preset_path(preset: str) -> Path:
 _PRESETS: dict = {}  # read once at the start: a preset edited while the study runs changes nothing
 
 
+def check_presets(presets: list[str]) -> None:
+    """One line naming the field for a preset that is missing or does not validate."""
+    from auxnas.evaluator.config import ConfigError
+
+    for p in presets:
+        if not preset_path(p).exists():
+            raise SystemExit(f"error: --presets: {preset_path(p)} does not exist")
+        try:
+            load_preset(p)
+        except ConfigError as e:
+            raise SystemExit(f"error: --presets: {e}") from None
+
+
 def load_preset(preset: str):
     from auxnas.controller.config import load_search_config
 
@@ -507,15 +520,7 @@ def main() -> None:
         help="Markdown file whose generated section (between the study markers) is rewritten",
     )
     args = ap.parse_args()
-    from auxnas.evaluator.config import ConfigError
-
-    for p in args.presets:
-        if not preset_path(p).exists():
-            raise SystemExit(f"error: --presets: {preset_path(p)} does not exist")
-        try:
-            load_preset(p)
-        except ConfigError as e:
-            raise SystemExit(f"error: --presets: {e}") from None
+    check_presets(args.presets)
 
     seeds = list(range(args.seeds))
     settings = {
